@@ -1,0 +1,270 @@
+"""Composition root: turn Settings into running streams and sinks, and stop them cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+
+from o365collector import __version__
+from o365collector.clock import Clock, SystemClock
+from o365collector.config.model import Settings, TenantSettings
+from o365collector.errors import SourceError, UnavailableError
+from o365collector.http.auth import TokenProvider
+from o365collector.http.budget import RequestBudget
+from o365collector.http.client import ApiClient
+from o365collector.observability import metrics
+from o365collector.observability.redact import redact
+from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner
+from o365collector.pipeline.progress import Progress
+from o365collector.pipeline.stream import StreamIdentity, StreamWorker
+from o365collector.sinks.factory import build_sink
+from o365collector.sources.graph.message_trace import GraphMessageTraceSource
+from o365collector.state.sqlite import SqliteStateStore
+from o365collector.windows import PlannerSettings
+
+log = structlog.get_logger(__name__)
+
+GRAPH_RETENTION_SECS = 90 * 86400
+
+
+@dataclass
+class RunResult:
+    """How a run ended: one line per stream that failed for good."""
+
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every stream ended cleanly."""
+        return 1 if self.failures else 0
+
+
+@dataclass
+class RunOptions:
+    """Run-time switches that are not configuration."""
+
+    once: bool = False
+    shutdown_grace_secs: float = 30.0
+    failure_retry_secs: float = 300.0
+    install_signal_handlers: bool = True
+
+
+class Collector:
+    """Everything one ``run`` needs, built from Settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: RunOptions,
+        *,
+        clock: Clock | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """Build the collector; nothing runs until :meth:`run`."""
+        self.settings = settings
+        self.options = options
+        self.clock = clock or SystemClock()
+        self.progress = progress or Progress()
+        self.stop = asyncio.Event()
+        self.result = RunResult()
+
+    async def run(self) -> RunResult:
+        """Collect until stopped (or caught up with ``once``); drain, commit, close."""
+        settings = self.settings
+        store = SqliteStateStore(settings.state_dir / "state.db")
+        dead_letter = DeadLetter(settings.state_dir / "dead-letter")
+        sinks = [build_sink(s, i) for i, s in enumerate(settings.sinks)]
+        runners = [
+            SinkRunner(
+                sink,
+                batch_max_events=cfg.batch_max_events,
+                queue_max_batches=cfg.queue_max_batches,
+                retry=settings.collection.retry,
+                dead_letter=dead_letter,
+                clock=self.clock,
+            )
+            for sink, cfg in zip(sinks, settings.sinks, strict=True)
+        ]
+        clients: list[httpx.AsyncClient] = []
+        sink_tasks: list[asyncio.Task[None]] = []
+        self._install_signals()
+        try:
+            for sink in sinks:
+                await sink.start()
+            sink_tasks = [asyncio.create_task(r.run()) for r in runners]
+            dispatcher = Dispatcher(runners)
+            workers = []
+            for tenant in settings.tenants:
+                client = _http_client(tenant, settings)
+                clients.append(client)
+                workers.extend(self._tenant_workers(tenant, client, dispatcher, store))
+            log.info(
+                "Collector started.",
+                version=__version__,
+                tenants=len(settings.tenants),
+                streams=len(workers),
+                sinks=[s.name for s in sinks],
+                once=self.options.once,
+            )
+            tasks = [asyncio.create_task(self._supervise(w)) for w in workers]
+            await self._wait_for_workers(tasks)
+        finally:
+            for task in sink_tasks:
+                task.cancel()
+            await asyncio.gather(*sink_tasks, return_exceptions=True)
+            for sink in sinks:
+                with contextlib.suppress(Exception):
+                    await sink.close()
+            for client in clients:
+                await client.aclose()
+            store.close()
+            self._remove_signals()
+        log.info("Collector stopped.", failures=len(self.result.failures))
+        return self.result
+
+    def _tenant_workers(
+        self,
+        tenant: TenantSettings,
+        client: httpx.AsyncClient,
+        dispatcher: Dispatcher,
+        store: SqliteStateStore,
+    ) -> list[StreamWorker]:
+        collection = self.settings.collection
+        tokens = TokenProvider(
+            client,
+            authority=tenant.endpoints.authority_base(),
+            tenant_id=tenant.tenant_id,
+            client_id=tenant.client_id,
+            client_secret=tenant.client_secret,
+            clock=self.clock,
+        )
+        budget = RequestBudget(tenant.budget.requests, tenant.budget.window_secs, self.clock)
+        api = ApiClient(client, tokens, budget, collection.retry, self.clock, tenant.label)
+        planner = PlannerSettings(
+            settle_delay_secs=collection.settle_delay_secs,
+            max_window_secs=collection.max_window_secs,
+            min_window_secs=collection.min_window_secs,
+            retention_secs=GRAPH_RETENTION_SECS,
+        )
+        workers = []
+        for stream in tenant.streams:
+            source = GraphMessageTraceSource(
+                api,
+                graph_base=tenant.endpoints.graph_base(),
+                scope=tenant.endpoints.scope_for_graph(),
+                page_size=collection.page_size,
+                max_pages=collection.max_pages_per_window,
+            )
+            identity = StreamIdentity(tenant.label, tenant.tenant_id, stream)
+            workers.append(
+                StreamWorker(
+                    identity,
+                    source,
+                    dispatcher,
+                    store,
+                    planner,
+                    initial_lookback_secs=collection.initial_lookback_secs,
+                    clock=self.clock,
+                    progress=self.progress.stream(tenant.label, stream),
+                )
+            )
+        return workers
+
+    async def _supervise(self, worker: StreamWorker) -> None:
+        """Run one stream; a permanent failure is reported and, as a daemon, retried later."""
+        while True:
+            try:
+                await worker.run(self.stop, once=self.options.once)
+            except SourceError as exc:
+                reason = redact(str(exc))
+                worker.progress.state = "failed"
+                worker.progress.error = reason
+                kind = "unavailable" if isinstance(exc, UnavailableError) else type(exc).__name__
+                metrics.ERRORS.labels(stage="receiving", error_type=kind).inc()
+                log.error(
+                    "Stream failed.",
+                    tenant=worker.id.tenant,
+                    stream=worker.id.stream,
+                    error=reason,
+                )
+                if self.options.once:
+                    self.result.failures.append(
+                        f"tenant {worker.id.tenant}, stream {worker.id.stream}: {reason}"
+                    )
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), self.options.failure_retry_secs)
+                if self.stop.is_set():
+                    return
+                continue
+            return
+
+    async def _wait_for_workers(self, tasks: list[asyncio.Task[None]]) -> None:
+        pending: set[asyncio.Task[Any]] = set(tasks)
+        stop_wait: asyncio.Task[Any] = asyncio.create_task(self.stop.wait())
+        try:
+            while pending:
+                done, pending = await asyncio.wait(
+                    pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(stop_wait)
+                if stop_wait in done:
+                    break
+            if pending:
+                log.info("Stopping: draining pages already read.", streams=len(pending))
+                _, late = await asyncio.wait(pending, timeout=self.options.shutdown_grace_secs)
+                for task in late:
+                    task.cancel()
+                if late:
+                    log.warning(
+                        "Stop deadline passed; unacknowledged pages will be read again.",
+                        streams=len(late),
+                    )
+                await asyncio.gather(*late, return_exceptions=True)
+        finally:
+            stop_wait.cancel()
+
+    def _install_signals(self) -> None:
+        if not self.options.install_signal_handlers:
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal(sig))
+
+    def _on_signal(self, sig: signal.Signals) -> Callable[[], None]:
+        def handler() -> None:
+            if self.stop.is_set():
+                log.warning("Second stop signal; exiting without waiting.", signal=sig.name)
+                raise SystemExit(130)
+            log.info("Stop requested; finishing pages in flight.", signal=sig.name)
+            self.stop.set()
+
+        return handler
+
+    def _remove_signals(self) -> None:
+        if not self.options.install_signal_handlers:
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _http_client(tenant: TenantSettings, settings: Settings) -> httpx.AsyncClient:
+    verify: ssl.SSLContext | bool = True
+    if tenant.ca_bundle is not None:
+        verify = ssl.create_default_context(cafile=str(tenant.ca_bundle))
+    timeout = settings.collection.retry.request_timeout_secs
+    return httpx.AsyncClient(
+        verify=verify,
+        timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+        headers={"User-Agent": f"o365collector/{__version__}"},
+        follow_redirects=False,
+    )

@@ -1,0 +1,195 @@
+"""Load the YAML configuration: ``${ENV}`` expansion, ``*_file`` secrets, and clear errors."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from o365collector.config.model import Settings
+from o365collector.errors import ConfigError
+from o365collector.observability.redact import register_secret
+
+SECRET_KEYS = frozenset(
+    {"client_secret", "password", "intake_key", "token", "private_key_password"}
+)
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def load_settings(path: Path) -> Settings:
+    """Read, expand and validate the configuration file at ``path``.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or breaks a rule; the message names
+            each key path, what is wrong with its value, and how to fix it.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = (
+            f"{path}: cannot read the configuration file ({exc.strerror}); check the --config path"
+        )
+        raise ConfigError(msg) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        msg = f"{path}: not valid YAML: {exc}"
+        raise ConfigError(msg) from exc
+    return parse_settings(data, source=str(path), base_dir=path.parent)
+
+
+def parse_settings(data: Any, *, source: str = "config", base_dir: Path | None = None) -> Settings:
+    """Validate an already-parsed mapping (see :func:`load_settings`)."""
+    if not isinstance(data, dict):
+        msg = f"{source}: the top level must be a mapping with `tenants` and `sinks` keys"
+        raise ConfigError(msg)
+    problems: list[str] = []
+    expanded = _expand(data, (), problems, base_dir or Path.cwd())
+    if problems:
+        raise ConfigError(_format(source, problems))
+    try:
+        settings = Settings.model_validate(expanded)
+    except ValidationError as exc:
+        raise ConfigError(_format(source, _describe(exc, expanded))) from None
+    for tenant in settings.tenants:
+        register_secret(tenant.client_secret.get_secret_value())
+    return settings
+
+
+def _format(source: str, problems: list[str]) -> str:
+    head = f"{source}: invalid configuration ({len(problems)} problem(s)):"
+    return "\n".join([head, *(f"  - {p}" for p in problems)])
+
+
+def _key_path(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _expand(node: Any, loc: tuple[str | int, ...], problems: list[str], base_dir: Path) -> Any:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            key_s = str(key)
+            if key_s.endswith("_file") and key_s[: -len("_file")] in SECRET_KEYS:
+                target = key_s[: -len("_file")]
+                if target in node:
+                    problems.append(
+                        f"{_key_path((*loc, key_s))}: give either {target} or {key_s}, not both"
+                    )
+                    continue
+                out[target] = _read_secret_file(value, (*loc, key_s), problems, base_dir)
+                continue
+            out[key_s] = _expand(value, (*loc, key_s), problems, base_dir)
+        return out
+    if isinstance(node, list):
+        return [_expand(v, (*loc, i), problems, base_dir) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        return _expand_env(node, loc, problems)
+    return node
+
+
+def _expand_env(text: str, loc: tuple[str | int, ...], problems: list[str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = os.environ.get(name)
+        if value is None:
+            problems.append(
+                f"{_key_path(loc)}: environment variable {name} is not set; "
+                f"export {name}=... before starting, or write the value in the file"
+            )
+            return ""
+        return value
+
+    return _ENV_REF.sub(replace, text)
+
+
+def _read_secret_file(
+    value: Any, loc: tuple[str | int, ...], problems: list[str], base_dir: Path
+) -> str:
+    if not isinstance(value, str) or not value:
+        problems.append(f"{_key_path(loc)}: must be the path of a file holding the secret")
+        return ""
+    path = Path(_expand_env(value, loc, problems))
+    if not path.is_absolute():
+        path = base_dir / path
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.append(f"{_key_path(loc)}: cannot read {path} ({exc.strerror}); fix the path")
+        return ""
+
+
+_HINTS = {
+    "missing": "required; add this key",
+    "extra_forbidden": "unknown key; remove it or fix its spelling",
+    "union_tag_invalid": "unknown type",
+    "union_tag_not_found": "add `type:` (one of jsonl, stdout)",
+}
+
+
+def _describe(exc: ValidationError, data: Any) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
+        path = _key_path(loc)
+        message = str(err["msg"])
+        hint = _HINTS.get(err["type"])
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(loc[:-1], data)
+            message = hint or message
+            if known:
+                message += f" (expected one of: {', '.join(known)})"
+        elif err["type"] == "union_tag_invalid":
+            message = f"{message}; use one of the supported sink types"
+        elif hint:
+            message = hint
+        shown = "" if _is_secret_path(loc) or err["type"] == "missing" else _shown(err.get("input"))
+        problems.append(f"{path}: {message}{shown}")
+    return problems
+
+
+def _is_union_tag(part: str | int) -> bool:
+    return isinstance(part, str) and part in {"jsonl", "stdout"}
+
+
+def _is_secret_path(loc: tuple[str | int, ...]) -> bool:
+    return any(isinstance(p, str) and p in SECRET_KEYS for p in loc)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (dict, list)) or value is None:
+        return ""
+    text = repr(value)
+    return f" (got {text[:80]})"
+
+
+def _known_keys(loc: tuple[str | int, ...], data: Any) -> list[str]:
+    model: type[BaseModel] | None = Settings
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    del data
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,176 @@
+"""The validated configuration model: tenants, streams, collection, sinks and state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+StreamName = Literal["message_trace"]
+STREAMS: tuple[StreamName, ...] = ("message_trace",)
+GRAPH_RETENTION_SECS = 90 * 86400
+GRAPH_MAX_WINDOW_SECS = 10 * 86400
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EndpointSettings(_Strict):
+    """Microsoft endpoints; override them for sovereign clouds or the emulator."""
+
+    authority: AnyHttpUrl = AnyHttpUrl("https://login.microsoftonline.com")
+    graph: AnyHttpUrl = AnyHttpUrl("https://graph.microsoft.com")
+    reporting: AnyHttpUrl = AnyHttpUrl(
+        "https://reports.office365.com/ecp/reportingwebservice/reporting.svc"
+    )
+    graph_scope: str | None = None  # default: "{graph}/.default"
+
+    def graph_base(self) -> str:
+        """Graph root without a trailing slash."""
+        return str(self.graph).rstrip("/")
+
+    def authority_base(self) -> str:
+        """Authority host root without a trailing slash."""
+        return str(self.authority).rstrip("/")
+
+    def scope_for_graph(self) -> str:
+        """The v2 scope of Graph tokens (``https://graph.microsoft.com/.default``)."""
+        if self.graph_scope:
+            return self.graph_scope
+        return self.graph_base() + "/.default"
+
+
+class BudgetSettings(_Strict):
+    """Requests this collector may spend per tenant; the tenant's quota is shared with others."""
+
+    requests: int = Field(80, ge=1, le=100_000)
+    window_secs: float = Field(300.0, gt=0)
+
+
+class RetrySettings(_Strict):
+    """Backoff for transient failures: exponential with full jitter, honouring Retry-After."""
+
+    initial_interval_secs: float = Field(1.0, gt=0)
+    multiplier: float = Field(2.0, ge=1)
+    max_interval_secs: float = Field(60.0, gt=0)
+    max_elapsed_secs: float = Field(900.0, gt=0)
+    request_timeout_secs: float = Field(120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _intervals_ordered(self) -> RetrySettings:
+        if self.max_interval_secs < self.initial_interval_secs:
+            raise ValueError("max_interval_secs must be at least initial_interval_secs")
+        return self
+
+
+class TenantSettings(_Strict):
+    """One Microsoft 365 tenant and the credentials of its app registration."""
+
+    name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    tenant_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    endpoints: EndpointSettings = EndpointSettings()
+    ca_bundle: Path | None = None
+    streams: list[StreamName] = Field(default_factory=lambda: list(STREAMS))
+    budget: BudgetSettings = BudgetSettings()
+
+    @property
+    def label(self) -> str:
+        """The tenant's name in events, logs and state (the tenant id when no name is set)."""
+        return self.name or self.tenant_id
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {value} does not exist; give the path of a PEM CA bundle")
+        return value
+
+    @field_validator("streams")
+    @classmethod
+    def _streams_not_empty(cls, value: list[StreamName]) -> list[StreamName]:
+        if not value:
+            raise ValueError(f"list at least one stream, e.g. {list(STREAMS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("a stream is listed twice")
+        return value
+
+
+class CollectionSettings(_Strict):
+    """How windows are cut and paced (fast pass)."""
+
+    initial_lookback_secs: float = Field(86400.0, gt=0, le=GRAPH_RETENTION_SECS)
+    settle_delay_secs: float = Field(300.0, ge=0)
+    max_window_secs: float = Field(GRAPH_MAX_WINDOW_SECS, gt=0, le=GRAPH_MAX_WINDOW_SECS)
+    min_window_secs: float = Field(60.0, ge=1)
+    page_size: int = Field(5000, ge=1, le=5000)
+    max_pages_per_window: int = Field(10_000, ge=1)
+    retry: RetrySettings = RetrySettings()
+
+    @model_validator(mode="after")
+    def _windows_consistent(self) -> CollectionSettings:
+        if self.min_window_secs > self.max_window_secs:
+            raise ValueError("min_window_secs must not exceed max_window_secs")
+        return self
+
+
+class _SinkBase(_Strict):
+    name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    batch_max_events: int = Field(5000, ge=1)
+    queue_max_batches: int = Field(8, ge=1)
+
+
+class JsonlSinkSettings(_SinkBase):
+    """JSON-lines file: one event per line, fsynced before acknowledging, rotated by size."""
+
+    type: Literal["jsonl"]
+    path: Path
+    max_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    keep_files: int = Field(10, ge=1)
+
+
+class StdoutSinkSettings(_SinkBase):
+    """Standard output: one JSON event per line."""
+
+    type: Literal["stdout"]
+
+
+SinkSettings = Annotated[JsonlSinkSettings | StdoutSinkSettings, Field(discriminator="type")]
+
+
+class Settings(_Strict):
+    """The whole configuration file."""
+
+    state_dir: Path = Path("state")
+    tenants: list[TenantSettings] = Field(min_length=1)
+    collection: CollectionSettings = CollectionSettings()
+    sinks: list[SinkSettings] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> Settings:
+        labels = [t.label for t in self.tenants]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"tenant names must be unique; give each a distinct name: {dupes}")
+        sink_names = [sink_name(s, i) for i, s in enumerate(self.sinks)]
+        dupes = sorted({x for x in sink_names if sink_names.count(x) > 1})
+        if dupes:
+            raise ValueError(f"sink names must be unique; set `name` on each sink: {dupes}")
+        return self
+
+
+def sink_name(sink: JsonlSinkSettings | StdoutSinkSettings, index: int) -> str:
+    """The sink's configured name, or ``{type}`` (``{type}{index}`` would hide reordering)."""
+    del index
+    return sink.name or sink.type

@@ -1,0 +1,1 @@
+"""HTTP to Microsoft: tokens, request budget, response classification and retries."""

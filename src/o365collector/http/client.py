@@ -1,0 +1,123 @@
+"""Authenticated GETs with the request budget, one classification table and one retry loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+
+from o365collector.clock import Clock
+from o365collector.config.model import RetrySettings
+from o365collector.errors import (
+    AuthError,
+    BadRequestError,
+    PermissionDeniedError,
+    SetupError,
+    UnavailableError,
+)
+from o365collector.http.auth import TokenProvider
+from o365collector.http.backoff import Backoff
+from o365collector.http.budget import RequestBudget
+from o365collector.http.classify import Action, Verdict, classify_transport_error
+from o365collector.observability import metrics
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class ApiClient:
+    """Sends GETs for one tenant: spends budget, adds the bearer token, classifies, retries."""
+
+    http: httpx.AsyncClient
+    tokens: TokenProvider
+    budget: RequestBudget
+    retry: RetrySettings
+    clock: Clock
+    tenant: str
+
+    async def get_json(
+        self, url: str, *, scope: str, classify: Callable[[httpx.Response], Verdict], api: str
+    ) -> Any:
+        """Return the decoded JSON body of a successful GET of ``url``.
+
+        Transient failures (network, 5xx, 429, a 200 that is not JSON, an unreachable token
+        endpoint) are retried with :class:`Backoff`, obeying ``Retry-After``; a 401 renews
+        the token once. Everything else raises at once.
+
+        Raises:
+            AuthError, PermissionDeniedError, SetupError, BadRequestError: permanent refusals.
+            UnavailableError: transient failures outlasted ``retry.max_elapsed_secs``.
+        """
+        backoff = Backoff(
+            self.retry.initial_interval_secs,
+            self.retry.multiplier,
+            self.retry.max_interval_secs,
+            self.retry.max_elapsed_secs,
+        )
+        renewed = False
+        while True:
+            verdict = await self._attempt(url, scope, classify, api)
+            if verdict.action is Action.OK:
+                return verdict.body
+            if verdict.action is Action.REFRESH_AUTH and not renewed:
+                renewed = True
+                self.tokens.invalidate(scope)
+                continue
+            _raise_if_permanent(verdict)
+            if verdict.action is Action.RATE_LIMITED:
+                pause = verdict.retry_after_secs
+                if pause is None:
+                    pause = backoff.initial_interval_secs * backoff.multiplier**backoff.attempts
+                self.budget.throttled_for(pause)
+                metrics.THROTTLED.labels(api=api).inc()
+            delay = backoff.next_delay(verdict.retry_after_secs)
+            if delay is None:
+                msg = (
+                    f"{verdict.reason}; gave up after {backoff.attempts + 1} attempts over "
+                    f"{backoff.waited_secs:.0f} s (retry.max_elapsed_secs)"
+                )
+                raise UnavailableError(msg)
+            log.warning(
+                "Request failed; retrying.",
+                tenant=self.tenant,
+                api=api,
+                reason=verdict.reason,
+                retry_in_secs=round(delay, 2),
+                attempt=backoff.attempts,
+            )
+            await self.clock.sleep(delay)
+
+    async def _attempt(
+        self, url: str, scope: str, classify: Callable[[httpx.Response], Verdict], api: str
+    ) -> Verdict:
+        try:
+            token = await self.tokens.token(scope)
+        except UnavailableError as exc:
+            return Verdict(Action.RETRY, str(exc))
+        await self.budget.acquire()
+        try:
+            response = await self.http.get(url, headers={"Authorization": f"Bearer {token}"})
+        except httpx.TransportError as exc:
+            metrics.HTTP_REQUESTS.labels(api=api, status_class="error").inc()
+            return classify_transport_error(exc)
+        metrics.HTTP_REQUESTS.labels(api=api, status_class=f"{response.status_code // 100}xx").inc()
+        return classify(response)
+
+
+def _raise_if_permanent(verdict: Verdict) -> None:
+    errors: dict[Action, type[Exception]] = {
+        Action.REFRESH_AUTH: AuthError,
+        Action.FAIL_AUTH: AuthError,
+        Action.FAIL_PERMISSION: PermissionDeniedError,
+        Action.FAIL_SETUP: SetupError,
+        Action.FAIL_REQUEST: BadRequestError,
+    }
+    error = errors.get(verdict.action)
+    if error is not None:
+        reason = verdict.reason
+        if verdict.action is Action.REFRESH_AUTH:
+            reason += " (still refused after renewing the token: check the app's permissions)"
+        raise error(reason)

@@ -1,0 +1,62 @@
+"""Prometheus metrics, in Vector's vocabulary; labels are bounded sets, never ids or URLs."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECEIVED = Counter(
+    "component_received_events_total",
+    "Records read from Microsoft APIs.",
+    ["tenant", "stream"],
+    registry=REGISTRY,
+)
+SENT = Counter(
+    "component_sent_events_total",
+    "Events a sink confirmed delivered.",
+    ["sink"],
+    registry=REGISTRY,
+)
+DISCARDED = Counter(
+    "component_discarded_events_total",
+    "Events a sink refused; they went to the dead-letter file.",
+    ["sink", "reason"],
+    registry=REGISTRY,
+)
+ERRORS = Counter(
+    "component_errors_total",
+    "Errors by stage and type.",
+    ["stage", "error_type"],
+    registry=REGISTRY,
+)
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests to Microsoft APIs by status class.",
+    ["api", "status_class"],
+    registry=REGISTRY,
+)
+THROTTLED = Counter(
+    "api_throttled_total",
+    "HTTP 429 answers received.",
+    ["api"],
+    registry=REGISTRY,
+)
+RETENTION_CLAMPED = Counter(
+    "retention_clamped_seconds_total",
+    "Seconds of history skipped because they fell outside the API's retention.",
+    ["tenant", "stream"],
+    registry=REGISTRY,
+)
+CHECKPOINT_LAG = Gauge(
+    "checkpoint_lag_seconds",
+    "Now minus the committed watermark.",
+    ["tenant", "stream"],
+    registry=REGISTRY,
+)
+COMMITS = Counter(
+    "checkpoint_commits_total",
+    "Checkpoint commits.",
+    ["tenant", "stream"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,1 @@
+"""The pipeline: events, fan-out to sinks with acknowledgements, ordered commits."""

@@ -1,0 +1,1 @@
+"""Sinks: each receives batches of events and answers delivered, retry or rejected."""

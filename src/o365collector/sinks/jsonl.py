@@ -1,0 +1,128 @@
+"""JSON-lines file sink: append, flush and fsync before acknowledging; rotate by size."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from o365collector.errors import SinkError
+from o365collector.pipeline.event import Event
+from o365collector.sinks.base import DeliveryResult
+from o365collector.sinks.encode import delivered_at, json_line
+
+
+class JsonlSink:
+    """Writes one JSON event per line to ``path``; ``path.1`` … ``path.N`` hold older files.
+
+    A batch is acknowledged only after it was written, flushed and fsynced, so an
+    acknowledged event survives a crash of the collector or of the machine.
+    """
+
+    def __init__(self, name: str, path: Path, *, max_bytes: int, keep_files: int) -> None:
+        """Configure the sink; nothing is opened before :meth:`start`."""
+        self.name = name
+        self.path = path
+        self.max_bytes = max_bytes
+        self.keep_files = keep_files
+        self._file: BinaryIO | None = None
+        self._size = 0
+
+    async def start(self) -> None:
+        """Create the folder and open the file for appending."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._open()
+        except OSError as exc:
+            msg = f"sink {self.name}: cannot open {self.path} for writing ({exc.strerror})"
+            raise SinkError(msg) from exc
+
+    async def send(self, events: Sequence[Event]) -> DeliveryResult:
+        """Append the batch durably; an OS error means retry (disk full, permissions)."""
+        stamp = delivered_at()
+        data = b"".join(json_line(event, stamp) for event in events)
+        try:
+            await asyncio.to_thread(self._write, data)
+        except OSError as exc:
+            return DeliveryResult.retry(f"write to {self.path} failed: {exc.strerror}")
+        return DeliveryResult.delivered()
+
+    async def close(self) -> None:
+        """Close the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _open(self) -> None:
+        _drop_partial_line(self.path)
+        self._file = self.path.open("ab")
+        self._size = self._file.tell()
+
+    def _write(self, data: bytes) -> None:
+        if self._file is None:
+            self._open()
+        if self._size and self._size + len(data) > self.max_bytes:
+            self._rotate()
+        file = self._file
+        assert file is not None
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+        self._size += len(data)
+
+    def _rotate(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        for index in range(self.keep_files - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
+        self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        dropped = self.path.with_name(f"{self.path.name}.{self.keep_files + 1}")
+        dropped.unlink(missing_ok=True)
+        _fsync_dir(self.path.parent)
+        self._open()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut an unacknowledged partial last line left by a crash in the middle of a write.
+
+    Only bytes after the last newline are removed: a batch is acknowledged after its final
+    newline was fsynced, so those bytes were never acknowledged and will be sent again.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with path.open("r+b") as file:
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return
+        chunk = 1 << 16
+        end = size
+        while end > 0:
+            start = max(0, end - chunk)
+            file.seek(start)
+            data = file.read(end - start)
+            cut = data.rfind(b"\n")
+            if cut >= 0:
+                file.truncate(start + cut + 1)
+                break
+            end = start
+        else:
+            file.truncate(0)
+        file.flush()
+        os.fsync(file.fileno())

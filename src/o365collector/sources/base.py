@@ -1,0 +1,29 @@
+"""What every source yields: pages of raw vendor records, each with the link to the next."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from o365collector.windows import TimeWindow
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One API page: untouched records and the link that continues the window, if any."""
+
+    records: list[dict[str, Any]]
+    next_link: str | None
+
+
+class WindowSource(Protocol):
+    """Reads one stream of one tenant, window by window."""
+
+    def pages(self, window: TimeWindow, resume_link: str | None) -> AsyncIterator[Page]:
+        """Yield every page of ``window`` in API order, starting at ``resume_link`` if given."""
+        ...
+
+    def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
+        """Return the record's (trace id, recipient, status) identity for its event id."""
+        ...
