@@ -5,13 +5,11 @@ from o365collector.config.model import (
     BudgetSettings,
     CollectionSettings,
     EndpointSettings,
-    JsonlSinkSettings,
     RetrySettings,
     Settings,
-    SinkSettings,
-    StdoutSinkSettings,
     TenantSettings,
 )
+from o365collector.config.sinks import JsonlSinkSettings, SinkSettings, StdoutSinkSettings
 
 __all__ = [
     "BudgetSettings",

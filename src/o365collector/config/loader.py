@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from o365collector.config.model import Settings
+from o365collector.config.sinks import sink_types
 from o365collector.errors import ConfigError
 from o365collector.observability.redact import register_secret
 
@@ -130,7 +131,6 @@ _HINTS = {
     "missing": "required; add this key",
     "extra_forbidden": "unknown key; remove it or fix its spelling",
     "union_tag_invalid": "unknown type",
-    "union_tag_not_found": "add `type:` (one of jsonl, stdout)",
 }
 
 
@@ -141,13 +141,15 @@ def _describe(exc: ValidationError, data: Any) -> list[str]:
         path = _key_path(loc)
         message = str(err["msg"])
         hint = _HINTS.get(err["type"])
+        if err["type"] == "union_tag_not_found":
+            hint = f"add `type:` (one of {', '.join(sink_types())})"
         if err["type"] == "extra_forbidden":
             known = _known_keys(loc[:-1], data)
             message = hint or message
             if known:
                 message += f" (expected one of: {', '.join(known)})"
         elif err["type"] == "union_tag_invalid":
-            message = f"{message}; use one of the supported sink types"
+            message = f"{message}; use one of: {', '.join(sink_types())}"
         elif hint:
             message = hint
         shown = "" if _is_secret_path(loc) or err["type"] == "missing" else _shown(err.get("input"))
@@ -156,7 +158,7 @@ def _describe(exc: ValidationError, data: Any) -> list[str]:
 
 
 def _is_union_tag(part: str | int) -> bool:
-    return isinstance(part, str) and part in {"jsonl", "stdout"}
+    return isinstance(part, str) and part in sink_types()
 
 
 def _is_secret_path(loc: tuple[str | int, ...]) -> bool:

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import (
     AnyHttpUrl,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     field_validator,
     model_validator,
 )
 
+from o365collector.config.base import Strict as _Strict
+from o365collector.config.sinks import SinkSettings, sink_name
+
 StreamName = Literal["message_trace"]
 STREAMS: tuple[StreamName, ...] = ("message_trace",)
 GRAPH_RETENTION_SECS = 90 * 86400
 GRAPH_MAX_WINDOW_SECS = 10 * 86400
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class EndpointSettings(_Strict):
@@ -125,30 +122,6 @@ class CollectionSettings(_Strict):
         return self
 
 
-class _SinkBase(_Strict):
-    name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    batch_max_events: int = Field(5000, ge=1)
-    queue_max_batches: int = Field(8, ge=1)
-
-
-class JsonlSinkSettings(_SinkBase):
-    """JSON-lines file: one event per line, fsynced before acknowledging, rotated by size."""
-
-    type: Literal["jsonl"]
-    path: Path
-    max_bytes: int = Field(100 * 1024 * 1024, ge=1024)
-    keep_files: int = Field(10, ge=1)
-
-
-class StdoutSinkSettings(_SinkBase):
-    """Standard output: one JSON event per line."""
-
-    type: Literal["stdout"]
-
-
-SinkSettings = Annotated[JsonlSinkSettings | StdoutSinkSettings, Field(discriminator="type")]
-
-
 class Settings(_Strict):
     """The whole configuration file."""
 
@@ -163,14 +136,8 @@ class Settings(_Strict):
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise ValueError(f"tenant names must be unique; give each a distinct name: {dupes}")
-        sink_names = [sink_name(s, i) for i, s in enumerate(self.sinks)]
+        sink_names = [sink_name(s) for s in self.sinks]
         dupes = sorted({x for x in sink_names if sink_names.count(x) > 1})
         if dupes:
             raise ValueError(f"sink names must be unique; set `name` on each sink: {dupes}")
         return self
-
-
-def sink_name(sink: JsonlSinkSettings | StdoutSinkSettings, index: int) -> str:
-    """The sink's configured name, or ``{type}`` (``{type}{index}`` would hide reordering)."""
-    del index
-    return sink.name or sink.type

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from o365collector.config.model import JsonlSinkSettings, SinkSettings, sink_name
+from o365collector.config.sinks import JsonlSinkSettings, SinkSettings, sink_name
 from o365collector.sinks.base import Sink
 from o365collector.sinks.jsonl import JsonlSink
 from o365collector.sinks.stdout import StdoutSink
@@ -10,7 +10,8 @@ from o365collector.sinks.stdout import StdoutSink
 
 def build_sink(settings: SinkSettings, index: int) -> Sink:
     """Instantiate the sink described by ``settings``."""
-    name = sink_name(settings, index)
+    del index
+    name = sink_name(settings)
     if isinstance(settings, JsonlSinkSettings):
         return JsonlSink(
             name, settings.path, max_bytes=settings.max_bytes, keep_files=settings.keep_files
