@@ -8,6 +8,7 @@ stores.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -115,8 +116,9 @@ def plan_next_window(watermark: datetime, now: datetime, settings: PlannerSettin
         clamped = (oldest - start).total_seconds()
         start = oldest
     settled = floor_second(now - timedelta(seconds=settings.settle_delay_secs))
-    end = min(start + timedelta(seconds=settings.max_window_secs), settled)
+    end = min(floor_second(start + timedelta(seconds=settings.max_window_secs)), settled)
     if (end - start).total_seconds() < settings.min_window_secs:
-        ready_at = start + timedelta(seconds=settings.min_window_secs + settings.settle_delay_secs)
-        return WindowPlan(None, max(0.0, (ready_at - now).total_seconds()), clamped)
+        shortest = timedelta(seconds=math.ceil(settings.min_window_secs))
+        ready_at = start + shortest + timedelta(seconds=settings.settle_delay_secs)
+        return WindowPlan(None, max(1.0, (ready_at - now).total_seconds()), clamped)
     return WindowPlan(TimeWindow(start, end), 0.0, clamped)

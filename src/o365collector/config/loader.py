@@ -38,8 +38,7 @@ def load_settings(path: Path) -> Settings:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        msg = f"{path}: not valid YAML: {exc}"
-        raise ConfigError(msg) from exc
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     return parse_settings(data, source=str(path), base_dir=path.parent)
 
 
@@ -59,6 +58,14 @@ def parse_settings(data: Any, *, source: str = "config", base_dir: Path | None =
     for tenant in settings.tenants:
         register_secret(tenant.client_secret.get_secret_value())
     return settings
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, without PyYAML's snippet of the line (it may hold a secret)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "syntax error"
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}; fix the YAML syntax there"
 
 
 def _format(source: str, problems: list[str]) -> str:
@@ -152,7 +159,8 @@ def _describe(exc: ValidationError, data: Any) -> list[str]:
             message = f"{message}; use one of: {', '.join(sink_types())}"
         elif hint:
             message = hint
-        shown = "" if _is_secret_path(loc) or err["type"] == "missing" else _shown(err.get("input"))
+        quiet = _is_secret_path(loc) or err["type"] in {"missing", "extra_forbidden"}
+        shown = "" if quiet else _shown(err.get("input"))
         problems.append(f"{path}: {message}{shown}")
     return problems
 
@@ -173,25 +181,49 @@ def _shown(value: Any) -> str:
 
 
 def _known_keys(loc: tuple[str | int, ...], data: Any) -> list[str]:
+    """The keys the model at ``loc`` accepts (the union member chosen by its ``type``)."""
     model: type[BaseModel] | None = Settings
+    node = data
     for part in loc:
         if model is None:
             return []
+        node = _child(node, part)
         if isinstance(part, int):
             continue
         field = model.model_fields.get(part)
         if field is None:
             return []
-        model = _model_of(field.annotation)
-    del data
+        model = _model_of(field.annotation, _child_type(node))
+    if model is not None and _child_type(node) is not None:
+        model = _model_of(model, _child_type(node))
     return sorted(model.model_fields) if model is not None else []
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(part, int):
+        return node[part] if isinstance(node, list) and part < len(node) else None
+    return node.get(part) if isinstance(node, dict) else None
+
+
+def _child_type(node: Any) -> str | None:
+    if isinstance(node, list) and node:
+        node = node[0]
+    value = node.get("type") if isinstance(node, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _model_of(annotation: Any, type_tag: str | None) -> type[BaseModel] | None:
+    """The model inside ``annotation``; in a tagged union, the member whose ``type`` matches."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        tag_field = annotation.model_fields.get("type")
+        tags = getattr(tag_field.annotation, "__args__", ()) if tag_field else ()
+        if type_tag is None or not tags or type_tag in tags:
+            return annotation
+        return None
+    first: type[BaseModel] | None = None
     for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
+        found = _model_of(arg, type_tag)
+        if found is not None and type_tag is not None:
             return found
-    return None
+        first = first or found
+    return first

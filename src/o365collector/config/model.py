@@ -76,7 +76,7 @@ class TenantSettings(_Strict):
     name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     tenant_id: str = Field(min_length=1)
     client_id: str = Field(min_length=1)
-    client_secret: SecretStr
+    client_secret: SecretStr = Field(min_length=1)
     endpoints: EndpointSettings = EndpointSettings()
     ca_bundle: Path | None = None
     streams: list[StreamName] = Field(default_factory=lambda: list(STREAMS))
@@ -130,14 +130,22 @@ class Settings(_Strict):
     collection: CollectionSettings = CollectionSettings()
     sinks: list[SinkSettings] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _names_unique(self) -> Settings:
-        labels = [t.label for t in self.tenants]
-        dupes = sorted({x for x in labels if labels.count(x) > 1})
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_names_unique(cls, tenants: list[TenantSettings]) -> list[TenantSettings]:
+        dupes = _duplicates([t.label for t in tenants])
         if dupes:
             raise ValueError(f"tenant names must be unique; give each a distinct name: {dupes}")
-        sink_names = [sink_name(s) for s in self.sinks]
-        dupes = sorted({x for x in sink_names if sink_names.count(x) > 1})
+        return tenants
+
+    @field_validator("sinks")
+    @classmethod
+    def _sink_names_unique(cls, sinks: list[SinkSettings]) -> list[SinkSettings]:
+        dupes = _duplicates([sink_name(s) for s in sinks])
         if dupes:
             raise ValueError(f"sink names must be unique; set `name` on each sink: {dupes}")
-        return self
+        return sinks
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    return sorted({x for x in names if names.count(x) > 1})

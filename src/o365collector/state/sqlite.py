@@ -11,19 +11,26 @@ from o365collector.errors import StateError
 from o365collector.windows import TimeWindow, parse_iso, to_utc
 
 SCHEMA_VERSION = 1
+_SQL_CHUNK = 900  # stays under SQLite's bound-parameter limit on every build
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
     tenant TEXT NOT NULL,
     stream TEXT NOT NULL,
+    lane TEXT NOT NULL DEFAULT 'live',
     watermark TEXT,
     inflight_start TEXT,
     inflight_end TEXT,
     next_link TEXT,
     updated_at TEXT NOT NULL,
-    PRIMARY KEY (tenant, stream)
+    PRIMARY KEY (tenant, stream, lane)
 );
+CREATE TABLE IF NOT EXISTS seen (
+    fingerprint BLOB PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_expiry ON seen(expires_at);
 """
 
 
@@ -66,8 +73,9 @@ class SqliteStateStore:
                     f"{path} was written by a newer o365collector (schema {row[0]}); "
                     "upgrade o365collector or point state_dir elsewhere"
                 )
+                self._db.close()
                 raise StateError(msg)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             msg = f"cannot open state database {path}: {exc}; check state_dir and its permissions"
             raise StateError(msg) from exc
 
@@ -75,32 +83,75 @@ class SqliteStateStore:
         """Close the database."""
         self._db.close()
 
-    def load(self, tenant: str, stream: str) -> Checkpoint:
-        """The stream's checkpoint (empty if it never ran)."""
+    def load(self, tenant: str, stream: str, lane: str = "live") -> Checkpoint:
+        """The checkpoint of one lane of a stream (empty if it never ran)."""
         row = self._db.execute(
             "SELECT watermark, inflight_start, inflight_end, next_link, updated_at "
-            "FROM checkpoints WHERE tenant=? AND stream=?",
-            (tenant, stream),
+            "FROM checkpoints WHERE tenant=? AND stream=? AND lane=?",
+            (tenant, stream, lane),
         ).fetchone()
         return _row_to_checkpoint(row) if row else Checkpoint()
 
-    def all(self) -> list[tuple[str, str, Checkpoint]]:
-        """Every stream's checkpoint, ordered by tenant and stream."""
+    def all(self) -> list[tuple[str, str, str, Checkpoint]]:
+        """Every (tenant, stream, lane) checkpoint, ordered."""
         rows = self._db.execute(
-            "SELECT tenant, stream, watermark, inflight_start, inflight_end, next_link, "
-            "updated_at FROM checkpoints ORDER BY tenant, stream"
+            "SELECT tenant, stream, lane, watermark, inflight_start, inflight_end, next_link, "
+            "updated_at FROM checkpoints ORDER BY tenant, stream, lane"
         ).fetchall()
-        return [(r[0], r[1], _row_to_checkpoint(r[2:])) for r in rows]
+        return [(r[0], r[1], r[2], _row_to_checkpoint(r[3:])) for r in rows]
 
     def save_inflight(
-        self, tenant: str, stream: str, window: TimeWindow, next_link: str, now: datetime
+        self,
+        tenant: str,
+        stream: str,
+        window: TimeWindow,
+        next_link: str,
+        now: datetime,
+        lane: str = "live",
     ) -> None:
         """Record that ``window``'s pages before ``next_link`` are delivered."""
-        self._upsert(tenant, stream, window, next_link, None, now)
+        self._upsert((tenant, stream, lane), window, next_link, None, now)
 
-    def commit_window(self, tenant: str, stream: str, window: TimeWindow, now: datetime) -> None:
+    def commit_window(
+        self, tenant: str, stream: str, window: TimeWindow, now: datetime, lane: str = "live"
+    ) -> None:
         """Record that all of ``window`` is delivered: the watermark moves to its end."""
-        self._upsert(tenant, stream, None, None, window.end, now)
+        self._upsert((tenant, stream, lane), None, None, window.end, now)
+
+    def seen(self, fingerprints: list[bytes]) -> set[bytes]:
+        """Which of ``fingerprints`` were delivered before (within the dedup horizon)."""
+        found: set[bytes] = set()
+        for start in range(0, len(fingerprints), _SQL_CHUNK):
+            chunk = fingerprints[start : start + _SQL_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT fingerprint FROM seen WHERE fingerprint IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    def remember(self, fingerprints: list[tuple[bytes, int]]) -> None:
+        """Record delivered facts as (fingerprint, expiry epoch seconds)."""
+        if not fingerprints:
+            return
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO seen(fingerprint, expires_at) VALUES (?, ?) "
+                "ON CONFLICT(fingerprint) DO UPDATE SET "
+                "expires_at=max(expires_at, excluded.expires_at)",
+                fingerprints,
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._db.execute("ROLLBACK")
+            msg = f"cannot write dedup fingerprints to {self.path}: {exc}"
+            raise StateError(msg) from exc
+
+    def expire_seen(self, now_epoch: int) -> int:
+        """Forget fingerprints whose horizon has passed; returns how many."""
+        return self._db.execute("DELETE FROM seen WHERE expires_at < ?", (now_epoch,)).rowcount
 
     def reset(self, tenant: str | None = None, stream: str | None = None) -> int:
         """Forget checkpoints (all, one tenant's, or one stream's); returns rows removed."""
@@ -115,27 +166,25 @@ class SqliteStateStore:
 
     def _upsert(
         self,
-        tenant: str,
-        stream: str,
+        key: tuple[str, str, str],
         inflight: TimeWindow | None,
         next_link: str | None,
         watermark: datetime | None,
         now: datetime,
     ) -> None:
-        current = self.load(tenant, stream)
+        current = self.load(*key)
         mark = current.watermark
         if watermark is not None and (mark is None or watermark > mark):
             mark = watermark
         try:
             self._db.execute(
-                "INSERT INTO checkpoints(tenant, stream, watermark, inflight_start, "
-                "inflight_end, next_link, updated_at) VALUES (?,?,?,?,?,?,?) "
-                "ON CONFLICT(tenant, stream) DO UPDATE SET watermark=excluded.watermark, "
+                "INSERT INTO checkpoints(tenant, stream, lane, watermark, inflight_start, "
+                "inflight_end, next_link, updated_at) VALUES (?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(tenant, stream, lane) DO UPDATE SET watermark=excluded.watermark, "
                 "inflight_start=excluded.inflight_start, inflight_end=excluded.inflight_end, "
                 "next_link=excluded.next_link, updated_at=excluded.updated_at",
                 (
-                    tenant,
-                    stream,
+                    *key,
                     _iso(mark),
                     _iso(inflight.start if inflight else None),
                     _iso(inflight.end if inflight else None),

@@ -57,7 +57,7 @@ class GraphMessageTraceSource:
             SourceError: a next link loops or points to another host.
         """
         url = resume_link or self.first_url(window)
-        seen: set[str] = set()
+        seen: set[str] = {url}
         for index in range(self._max_pages):
             try:
                 body = await self._api.get_json(
