@@ -7,6 +7,11 @@ import asyncio
 from o365collector.http.budget import RequestBudget
 
 
+async def _spend(budget: RequestBudget) -> None:
+    async with budget.spend():
+        pass
+
+
 def _max_in_any_window(times: list[float], window: float) -> int:
     return max(sum(1 for t in times if start <= t < start + window) for start in times)
 
@@ -15,7 +20,7 @@ async def test_sequential_acquires_respect_the_window(clock) -> None:
     budget = RequestBudget(3, 10.0, clock)
     times = []
     for _ in range(10):
-        await budget.acquire()
+        await _spend(budget)
         times.append(clock.monotonic())
     assert times == [0, 0, 0, 10, 10, 10, 20, 20, 20, 30]
     assert budget.used == 10
@@ -28,35 +33,35 @@ async def test_concurrent_acquires_never_exceed_the_budget(clock) -> None:
 
     async def worker() -> None:
         for _ in range(6):
-            await budget.acquire()
-            times.append(clock.monotonic())
-            clock.advance(1.5)  # each request takes a while
+            async with budget.spend():
+                times.append(clock.monotonic())
+                clock.advance(1.5)  # each request takes a while
 
     await asyncio.gather(*(worker() for _ in range(4)))
     assert len(times) == 24
     assert budget.used == 24
     assert _max_in_any_window(times, 60.0) <= 5
     # ...and it is not needlessly slow: 24 requests at 5 per minute need 4 more windows.
-    assert max(times) <= 4 * 60.0 + 24 * 1.5
+    assert max(times) <= 4 * (60.0 + 1.5) + 24 * 1.5
 
 
 async def test_running_window_not_fixed_buckets(clock) -> None:
     budget = RequestBudget(2, 10.0, clock)
-    await budget.acquire()  # t=0
+    await _spend(budget)  # t=0
     clock.advance(6)
-    await budget.acquire()  # t=6
+    await _spend(budget)  # t=6
     assert budget.in_window() == 2
-    await budget.acquire()  # must wait until the t=0 request leaves: t=10
+    await _spend(budget)  # must wait until the t=0 request leaves: t=10
     assert clock.monotonic() == 10
     assert budget.in_window() == 2
-    await budget.acquire()  # until the t=6 one leaves: t=16
+    await _spend(budget)  # until the t=6 one leaves: t=16
     assert clock.monotonic() == 16
 
 
 async def test_in_window_counts_only_recent(clock) -> None:
     budget = RequestBudget(100, 10.0, clock)
     for _ in range(3):
-        await budget.acquire()
+        await _spend(budget)
     assert budget.in_window() == 3
     clock.advance(9.9)
     assert budget.in_window() == 3
@@ -67,13 +72,13 @@ async def test_in_window_counts_only_recent(clock) -> None:
 
 async def test_throttled_for_pauses_every_acquirer(clock) -> None:
     budget = RequestBudget(100, 300.0, clock)
-    await budget.acquire()
+    await _spend(budget)
     budget.throttled_for(30)
     assert budget.throttled == 1
     times: list[float] = []
 
     async def one() -> None:
-        await budget.acquire()
+        await _spend(budget)
         times.append(clock.monotonic())
 
     await asyncio.gather(one(), one(), one())
@@ -87,7 +92,7 @@ async def test_shorter_throttle_does_not_shorten_a_pause(clock) -> None:
     budget.throttled_for(30)
     budget.throttled_for(5)
     assert budget.throttled == 2
-    await budget.acquire()
+    await _spend(budget)
     assert clock.monotonic() == 30
 
 
@@ -95,6 +100,14 @@ async def test_pause_expires(clock) -> None:
     budget = RequestBudget(100, 300.0, clock)
     budget.throttled_for(10)
     clock.advance(11)
-    await budget.acquire()
+    await _spend(budget)
     assert clock.sleeps == []
     assert clock.monotonic() == 11
+
+
+async def test_window_of_a_request_starts_when_its_answer_arrives(clock) -> None:
+    budget = RequestBudget(1, 10.0, clock)
+    async with budget.spend():
+        clock.advance(4)  # a slow answer: the server counted it somewhere in these 4 s
+    await _spend(budget)
+    assert clock.monotonic() == 14  # not 10: the first slot frees 10 s after its answer

@@ -30,7 +30,7 @@ class EndpointSettings(_Strict):
     reporting: AnyHttpUrl = AnyHttpUrl(
         "https://reports.office365.com/ecp/reportingwebservice/reporting.svc"
     )
-    graph_scope: str | None = None  # default: "{graph}/.default"
+    graph_scope: str = "https://graph.microsoft.com/.default"
 
     def graph_base(self) -> str:
         """Graph root without a trailing slash."""
@@ -41,10 +41,8 @@ class EndpointSettings(_Strict):
         return str(self.authority).rstrip("/")
 
     def scope_for_graph(self) -> str:
-        """The v2 scope of Graph tokens (``https://graph.microsoft.com/.default``)."""
-        if self.graph_scope:
-            return self.graph_scope
-        return self.graph_base() + "/.default"
+        """The v2 scope of Graph tokens: the resource's identifier, not the URL it is reached at."""
+        return self.graph_scope
 
 
 class BudgetSettings(_Strict):

@@ -97,9 +97,9 @@ class ApiClient:
             token = await self.tokens.token(scope)
         except UnavailableError as exc:
             return Verdict(Action.RETRY, str(exc))
-        await self.budget.acquire()
         try:
-            response = await self.http.get(url, headers={"Authorization": f"Bearer {token}"})
+            async with self.budget.spend():
+                response = await self.http.get(url, headers={"Authorization": f"Bearer {token}"})
         except httpx.TransportError as exc:
             metrics.HTTP_REQUESTS.labels(api=api, status_class="error").inc()
             return classify_transport_error(exc)
