@@ -15,20 +15,22 @@ import structlog
 
 from o365collector import __version__
 from o365collector.clock import Clock, SystemClock
-from o365collector.config.model import Settings, TenantSettings
+from o365collector.config.model import CollectionSettings, Settings, TenantSettings
 from o365collector.errors import SourceError, UnavailableError
 from o365collector.http.auth import TokenProvider
 from o365collector.http.budget import RequestBudget
 from o365collector.http.client import ApiClient
 from o365collector.observability import metrics
 from o365collector.observability.redact import redact
+from o365collector.pipeline.dedup import Deduplicator
 from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner
+from o365collector.pipeline.lane import LaneContext
 from o365collector.pipeline.progress import Progress
-from o365collector.pipeline.stream import StreamIdentity, StreamWorker
+from o365collector.pipeline.stream import StreamIdentity, StreamPlan, StreamWorker
+from o365collector.planning.lanes import Priority, Tier, build_lanes
 from o365collector.sinks.factory import build_sink
 from o365collector.sources.graph.message_trace import GraphMessageTraceSource
 from o365collector.state.sqlite import SqliteStateStore
-from o365collector.windows import PlannerSettings
 
 log = structlog.get_logger(__name__)
 
@@ -146,14 +148,15 @@ class Collector:
             client_secret=tenant.client_secret,
             clock=self.clock,
         )
-        budget = RequestBudget(tenant.budget.requests, tenant.budget.window_secs, self.clock)
-        api = ApiClient(client, tokens, budget, collection.retry, self.clock, tenant.label)
-        planner = PlannerSettings(
-            settle_delay_secs=collection.settle_delay_secs,
-            max_window_secs=collection.max_window_secs,
-            min_window_secs=collection.min_window_secs,
-            retention_secs=GRAPH_RETENTION_SECS,
+        budget = RequestBudget(
+            tenant.budget.requests,
+            tenant.budget.window_secs,
+            self.clock,
+            reserve_share=tenant.budget.reserve_share,
+            background_priority=Priority.FINAL,
         )
+        api = ApiClient(client, tokens, budget, collection.retry, self.clock, tenant.label)
+        plan = stream_plan(collection)
         workers = []
         for stream in tenant.streams:
             source = GraphMessageTraceSource(
@@ -164,18 +167,22 @@ class Collector:
                 max_pages=collection.max_pages_per_window,
             )
             identity = StreamIdentity(tenant.label, tenant.tenant_id, stream)
-            workers.append(
-                StreamWorker(
-                    identity,
-                    source,
-                    dispatcher,
-                    store,
-                    planner,
-                    initial_lookback_secs=collection.initial_lookback_secs,
-                    clock=self.clock,
-                    progress=self.progress.stream(tenant.label, stream),
-                )
+            dedup = Deduplicator(
+                store,
+                tenant=tenant.label,
+                tenant_id=tenant.tenant_id,
+                stream=stream,
+                keep_secs=plan.horizon_secs + 86400,
             )
+            ctx = LaneContext(
+                identity,
+                source,
+                dispatcher,
+                dedup,
+                self.clock,
+                self.progress.stream(tenant.label, stream),
+            )
+            workers.append(StreamWorker(ctx, store, plan))
         return workers
 
     async def _supervise(self, worker: StreamWorker) -> None:
@@ -267,4 +274,25 @@ def _http_client(tenant: TenantSettings, settings: Settings) -> httpx.AsyncClien
         timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
         headers={"User-Agent": f"o365collector/{__version__}"},
         follow_redirects=False,
+    )
+
+
+def stream_plan(collection: CollectionSettings) -> StreamPlan:
+    """The lanes and limits of a Graph message trace stream under ``collection``."""
+    fixed = collection.mode == "fixed_delay"
+    horizon = collection.fixed_delay_secs if fixed else collection.horizon_secs
+    lanes = build_lanes(
+        mode=collection.mode,
+        settle_delay_secs=collection.settle_delay_secs,
+        poll_interval_secs=collection.poll_interval_secs,
+        horizon_secs=horizon,
+        final_every_secs=collection.poll_interval_secs if fixed else collection.final_every_secs,
+        tiers=[Tier(t.max_age_secs, t.every_secs) for t in collection.resweeps],
+    )
+    return StreamPlan(
+        lanes=lanes,
+        initial_lookback_secs=collection.initial_lookback_secs,
+        horizon_secs=horizon,
+        retention_secs=GRAPH_RETENTION_SECS,
+        max_window_secs=collection.max_window_secs,
     )

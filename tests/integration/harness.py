@@ -127,13 +127,15 @@ def collector_config(
                 "client_id": CLIENT_ID,
                 "client_secret": "${ITEST_SECRET}",
                 "endpoints": {"authority": emulator_url, "graph": emulator_url},
+                # The emulator's quota is what these tests exercise, not the default budget.
+                "budget": {"requests": 5000, "window_secs": 300},
                 **collection.pop("tenant", {}),
             }
         ],
         "collection": {
             "initial_lookback_secs": 4 * 86400,
             "settle_delay_secs": 60,
-            "min_window_secs": 1,
+            "poll_interval_secs": 1,
             "max_window_secs": 86400,
             **collection,
         },

@@ -53,9 +53,10 @@ def _check_exactly_once(workdir: Path, emulator: EmulatorProcess, started, finis
     assert any(len(row["history"]) > 1 for row in truth), "no status changes in the data"
     mark = watermark(config)
     delivered = list(output_lines(workdir))
+    facts = Counter((*key(e["record"]), e["record"]["status"].lower()) for e in delivered)
+    repeated = [k for k, n in facts.items() if n > 1]
+    assert not repeated, f"{len(repeated)} facts delivered more than once, e.g. {repeated[:3]}"
     keys = Counter(key(e["record"]) for e in delivered)
-    repeated = [k for k, n in keys.items() if n > 1]
-    assert not repeated, f"{len(repeated)} rows delivered more than once, e.g. {repeated[:3]}"
     truth_by_key = {(r["id"], r["recipientAddress"].lower()): r for r in truth}
     in_scope = {
         k

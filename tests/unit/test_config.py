@@ -60,7 +60,9 @@ def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
     assert tenant.endpoints.graph_base() == "https://graph.microsoft.com"
     assert tenant.endpoints.scope_for_graph() == "https://graph.microsoft.com/.default"
     assert settings.collection.page_size == 5000
-    assert settings.collection.settle_delay_secs == 300.0
+    assert settings.collection.settle_delay_secs == 30.0
+    assert settings.collection.mode == "fresh"
+    assert settings.collection.horizon_secs == 90000.0
     assert settings.collection.retry.max_elapsed_secs == 900.0
     assert settings.state_dir == Path("state")
     assert isinstance(settings.sinks[0], StdoutSinkSettings)
@@ -271,12 +273,20 @@ def test_budget_requests_zero(tmp_path: Path) -> None:
     _assert_clean(message)
 
 
-def test_min_window_above_max_window(tmp_path: Path) -> None:
+def test_poll_interval_above_max_window(tmp_path: Path) -> None:
     data = _config()
-    data["collection"] = {"min_window_secs": 7200, "max_window_secs": 3600}
+    data["collection"] = {"poll_interval_secs": 7200, "max_window_secs": 3600}
     message = _error(_write(tmp_path, data))
     assert "collection" in message
-    assert "min_window_secs" in message
+    assert "poll_interval_secs" in message
+
+
+def test_fixed_delay_range_is_the_seeds(tmp_path: Path) -> None:
+    data = _config()
+    data["collection"] = {"mode": "fixed_delay", "fixed_delay_secs": 90001}
+    message = _error(_write(tmp_path, data))
+    assert "collection.fixed_delay_secs" in message
+    assert "90000" in message
 
 
 def test_several_problems_are_all_listed(tmp_path: Path) -> None:

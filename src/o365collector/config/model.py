@@ -50,6 +50,7 @@ class BudgetSettings(_Strict):
 
     requests: int = Field(80, ge=1, le=100_000)
     window_secs: float = Field(300.0, gt=0)
+    reserve_share: float = Field(0.25, ge=0, lt=1)  # kept for live reads and re-sweeps
 
 
 class RetrySettings(_Strict):
@@ -102,21 +103,43 @@ class TenantSettings(_Strict):
         return value
 
 
-class CollectionSettings(_Strict):
-    """How windows are cut and paced (fast pass)."""
+class ResweepSettings(_Strict):
+    """One re-sweep tier: rows younger than ``max_age_secs`` are re-read every ``every_secs``."""
 
+    max_age_secs: float = Field(gt=0)
+    every_secs: float = Field(gt=0)
+
+
+DEFAULT_RESWEEPS = (
+    ResweepSettings(max_age_secs=600, every_secs=30),
+    ResweepSettings(max_age_secs=3600, every_secs=180),
+    ResweepSettings(max_age_secs=21600, every_secs=1200),
+    ResweepSettings(max_age_secs=90000, every_secs=3600),
+)
+
+
+class CollectionSettings(_Strict):
+    """How windows are cut, paced and re-read (see docs/architecture.md, "Lanes")."""
+
+    mode: Literal["fresh", "fixed_delay"] = "fresh"
     initial_lookback_secs: float = Field(86400.0, gt=0, le=GRAPH_RETENTION_SECS)
-    settle_delay_secs: float = Field(300.0, ge=0)
+    settle_delay_secs: float = Field(30.0, ge=0)
+    poll_interval_secs: float = Field(15.0, ge=1)
+    horizon_secs: float = Field(90000.0, ge=3600, le=GRAPH_RETENTION_SECS / 2)
+    resweeps: list[ResweepSettings] = Field(default_factory=lambda: list(DEFAULT_RESWEEPS))
+    final_every_secs: float = Field(3600.0, ge=1)
+    fixed_delay_secs: float = Field(90000.0, ge=1, le=90000)
     max_window_secs: float = Field(GRAPH_MAX_WINDOW_SECS, gt=0, le=GRAPH_MAX_WINDOW_SECS)
-    min_window_secs: float = Field(60.0, ge=1)
     page_size: int = Field(5000, ge=1, le=5000)
     max_pages_per_window: int = Field(10_000, ge=1)
     retry: RetrySettings = RetrySettings()
 
     @model_validator(mode="after")
-    def _windows_consistent(self) -> CollectionSettings:
-        if self.min_window_secs > self.max_window_secs:
-            raise ValueError("min_window_secs must not exceed max_window_secs")
+    def _consistent(self) -> CollectionSettings:
+        if self.poll_interval_secs > self.max_window_secs:
+            raise ValueError("poll_interval_secs must not exceed max_window_secs")
+        if self.mode == "fresh" and self.settle_delay_secs >= self.horizon_secs:
+            raise ValueError("settle_delay_secs must be shorter than horizon_secs")
         return self
 
 

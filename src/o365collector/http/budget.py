@@ -4,68 +4,121 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+import heapq
+import itertools
 from collections.abc import AsyncIterator
 
 from o365collector.clock import Clock
 
 _IN_FLIGHT = float("inf")
+_RECHECK_SECS = 0.05
 
 
 class RequestBudget:
-    """Allow at most ``requests`` API calls in any ``window_secs``, and pause after a 429.
+    """Allow at most ``requests`` API calls in any ``window_secs``, in priority order.
 
     The tenant's quota (Graph: 100 per 5 minutes) is shared with every other tool of the
-    tenant, so the collector spends only its configured share and, when Microsoft still
-    answers 429, stops for the whole ``Retry-After`` across all its streams.
+    tenant, so the collector spends only its configured share:
 
-    A request is counted from when it is sent until ``window_secs`` after its answer came
-    back: Microsoft counts it when it arrives, somewhere in between, so timing the window
-    from the answer never lets a slot free up early on the server's side.
+    - Waiting requests are served lowest ``priority`` first (live reads before re-sweeps
+      before backfill), and requests at ``background_priority`` or above may use only
+      ``1 - reserve_share`` of the budget, keeping room for fresh reads.
+    - A 429 stops every request of the tenant for its whole ``Retry-After`` and lowers the
+      limit by a quarter (other tools are spending the quota); each window without a 429
+      gives a tenth of the configured budget back.
+    - A request counts from when it is sent until ``window_secs`` after its answer:
+      Microsoft counts it on arrival, in between, so no slot frees early on its side.
     """
 
-    def __init__(self, requests: int, window_secs: float, clock: Clock) -> None:
+    def __init__(
+        self,
+        requests: int,
+        window_secs: float,
+        clock: Clock,
+        *,
+        reserve_share: float = 0.25,
+        background_priority: int = 3,
+    ) -> None:
         """Create an empty budget."""
         self.requests = requests
         self.window_secs = window_secs
+        self.reserve_share = reserve_share
+        self.background_priority = background_priority
+        self.limit = float(requests)
         self._clock = clock
-        self._spent: deque[list[float]] = deque()  # [answered-at]; inf while in flight
+        self._spent: list[list[float]] = []  # [answered-at]; inf while in flight
         self._paused_until = 0.0
-        self._lock = asyncio.Lock()
+        self._last_throttle = -float("inf")
+        self._last_recovery = clock.monotonic()
+        self._waiters: list[tuple[int, int, asyncio.Future[list[float]]]] = []
+        self._order = itertools.count()
+        self._pump_task: asyncio.Task[None] | None = None
         self.throttled = 0
         self.used = 0
 
     @contextlib.asynccontextmanager
-    async def spend(self) -> AsyncIterator[None]:
+    async def spend(self, priority: int = 0) -> AsyncIterator[None]:
         """Wait for a slot, hold it while the request runs, and start its window at the answer."""
-        slot = await self._acquire()
+        slot = await self._acquire(priority)
         try:
             yield
         finally:
             slot[0] = self._clock.monotonic()
 
-    async def _acquire(self) -> list[float]:
-        async with self._lock:
-            while True:
-                now = self._clock.monotonic()
-                self._expire(now)
-                wait = self._paused_until - now
-                if len(self._spent) >= self.requests:
-                    oldest = min(entry[0] for entry in self._spent)
-                    wait = max(wait, oldest + self.window_secs - now)
-                    if oldest == _IN_FLIGHT:
-                        wait = max(wait, 0.05)  # an answer is due; look again shortly
-                if wait <= 0:
-                    slot = [_IN_FLIGHT]
-                    self._spent.append(slot)
-                    self.used += 1
-                    return slot
+    async def _acquire(self, priority: int) -> list[float]:
+        future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._order), future))
+        if self._pump_task is None or self._pump_task.done():
+            self._pump_task = asyncio.create_task(self._pump())
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                future.result()[0] = self._clock.monotonic()  # granted but unused
+            raise
+
+    async def _pump(self) -> None:
+        """Grant slots to waiters in priority order as the window allows."""
+        while self._waiters:
+            priority, _, future = self._waiters[0]
+            if future.done():
+                heapq.heappop(self._waiters)
+                continue
+            wait = self._wait_for(priority)
+            if wait > 0:
                 await self._clock.sleep(wait)
+                continue
+            heapq.heappop(self._waiters)
+            slot = [_IN_FLIGHT]
+            self._spent.append(slot)
+            self.used += 1
+            future.set_result(slot)
+
+    def _wait_for(self, priority: int) -> float:
+        now = self._clock.monotonic()
+        self._recover(now)
+        self._expire(now)
+        wait = self._paused_until - now
+        allowed = self.limit
+        if priority >= self.background_priority:
+            allowed = max(1.0, self.limit * (1.0 - self.reserve_share))
+        if len(self._spent) >= allowed:
+            ranked = sorted(entry[0] for entry in self._spent)
+            oldest = ranked[len(self._spent) - int(allowed)]
+            free_at = oldest + self.window_secs if oldest != _IN_FLIGHT else now + _RECHECK_SECS
+            wait = max(wait, free_at - now)
+        return wait
 
     def _expire(self, now: float) -> None:
-        kept = [entry for entry in self._spent if entry[0] > now - self.window_secs]
-        if len(kept) != len(self._spent):
-            self._spent = deque(kept)
+        if any(entry[0] <= now - self.window_secs for entry in self._spent):
+            self._spent = [e for e in self._spent if e[0] > now - self.window_secs]
+
+    def _recover(self, now: float) -> None:
+        if self.limit >= self.requests:
+            return
+        if now - max(self._last_throttle, self._last_recovery) >= self.window_secs:
+            self.limit = min(float(self.requests), self.limit + max(1.0, self.requests / 10))
+            self._last_recovery = now
 
     def in_window(self) -> int:
         """Requests counted in the current running window (in flight included)."""
@@ -73,6 +126,10 @@ class RequestBudget:
         return len(self._spent)
 
     def throttled_for(self, seconds: float) -> None:
-        """Record a 429: no request of this tenant goes out for ``seconds``."""
+        """Record a 429: nothing goes out for ``seconds`` and the limit drops by a quarter."""
+        now = self._clock.monotonic()
         self.throttled += 1
-        self._paused_until = max(self._paused_until, self._clock.monotonic() + seconds)
+        self._paused_until = max(self._paused_until, now + seconds)
+        if now - self._last_throttle >= 1.0:  # one burst of 429s lowers the limit once
+            self.limit = max(1.0, self.limit * 0.75)
+        self._last_throttle = now

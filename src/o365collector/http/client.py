@@ -39,7 +39,13 @@ class ApiClient:
     tenant: str
 
     async def get_json(
-        self, url: str, *, scope: str, classify: Callable[[httpx.Response], Verdict], api: str
+        self,
+        url: str,
+        *,
+        scope: str,
+        classify: Callable[[httpx.Response], Verdict],
+        api: str,
+        priority: int = 0,
     ) -> Any:
         """Return the decoded JSON body of a successful GET of ``url``.
 
@@ -59,7 +65,7 @@ class ApiClient:
         )
         renewed = False
         while True:
-            verdict = await self._attempt(url, scope, classify, api)
+            verdict = await self._attempt(url, scope, classify, api, priority)
             if verdict.action is Action.OK:
                 return verdict.body
             if verdict.action is Action.REFRESH_AUTH and not renewed:
@@ -91,14 +97,19 @@ class ApiClient:
             await self.clock.sleep(delay)
 
     async def _attempt(
-        self, url: str, scope: str, classify: Callable[[httpx.Response], Verdict], api: str
+        self,
+        url: str,
+        scope: str,
+        classify: Callable[[httpx.Response], Verdict],
+        api: str,
+        priority: int,
     ) -> Verdict:
         try:
             token = await self.tokens.token(scope)
         except UnavailableError as exc:
             return Verdict(Action.RETRY, str(exc))
         try:
-            async with self.budget.spend():
+            async with self.budget.spend(priority):
                 response = await self.http.get(url, headers={"Authorization": f"Bearer {token}"})
         except httpx.TransportError as exc:
             metrics.HTTP_REQUESTS.labels(api=api, status_class="error").inc()

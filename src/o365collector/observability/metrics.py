@@ -60,3 +60,33 @@ COMMITS = Counter(
     ["tenant", "stream"],
     registry=REGISTRY,
 )
+NEW_FACTS = Counter(
+    "collector_new_facts_total",
+    "Facts delivered for the first time, by lane: new rows and status changes.",
+    ["tenant", "stream", "lane", "kind"],
+    registry=REGISTRY,
+)
+LANE_WATERMARK_LAG = Gauge(
+    "lane_watermark_lag_seconds",
+    "Now minus a checkpointed lane's watermark at its last commit.",
+    ["tenant", "stream", "lane"],
+    registry=REGISTRY,
+)
+RESWEEP_COMPLETED = Gauge(
+    "resweep_last_completed_timestamp_seconds",
+    "When each re-sweep band was last read completely (Unix time).",
+    ["tenant", "stream", "lane"],
+    registry=REGISTRY,
+)
+BUDGET_IN_WINDOW = Gauge(
+    "api_budget_requests_in_window",
+    "Requests counted in the tenant's running budget window.",
+    ["tenant"],
+    registry=REGISTRY,
+)
+BUDGET_LIMIT = Gauge(
+    "api_budget_requests_limit",
+    "Requests currently allowed per window (lowered after 429s, recovers slowly).",
+    ["tenant"],
+    registry=REGISTRY,
+)

@@ -2,7 +2,8 @@
 
 A page's events are offered to every sink; the returned future resolves only when every
 sink has delivered each event or dead-lettered it. A sink that is down holds its queue,
-and a full queue holds the producers (bounded memory, nothing lost).
+and a full queue holds the producers (bounded memory, nothing lost) unless the sink opted
+into ``when_full: drop_newest``, which drops (and counts) what does not fit.
 """
 
 from __future__ import annotations
@@ -12,19 +13,37 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import orjson
 import structlog
+from prometheus_client import Counter
 
 from o365collector.clock import Clock
 from o365collector.config.model import RetrySettings
 from o365collector.http.backoff import Backoff
 from o365collector.observability import metrics
+from o365collector.observability.redact import redact
 from o365collector.pipeline.event import Event
-from o365collector.sinks.base import DeliveryStatus, Sink
-from o365collector.sinks.encode import delivered_at
+from o365collector.sinks.base import DeliveryResult, DeliveryStatus, Sink
+from o365collector.sinks.encode import delivered_at, dumps
 
 log = structlog.get_logger(__name__)
+
+WhenFull = Literal["block", "drop_newest"]
+_MAX_BACKOFF_EXPONENT = 64
+
+DROPPED = Counter(
+    "buffer_discarded_events_total",
+    "Events dropped on purpose because a sink's queue was full (when_full: drop_newest).",
+    ["sink"],
+    registry=metrics.REGISTRY,
+)
+
+
+def reason_label(reason: str) -> str:
+    """The bounded metric label of a rejection reason: its text before the first colon."""
+    return reason.split(":", 1)[0].strip()[:40] or "unknown"
 
 
 class DeadLetter:
@@ -38,25 +57,30 @@ class DeadLetter:
         """Append and fsync; the caller counts the events as discarded only after this."""
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = delivered_at()
-        lines = b"".join(
-            orjson.dumps(
-                {
-                    "sink": sink,
-                    "reason": reason,
-                    "dead_lettered_at": stamp,
-                    "event_id": e.event_id,
-                    "tenant": e.tenant,
-                    "stream": e.stream,
-                    "record": e.record,
-                },
-                option=orjson.OPT_APPEND_NEWLINE,
-            )
-            for e, reason in items
-        )
+        lines = b"".join(_dead_line(sink, e, reason, stamp) for e, reason in items)
         with (self.folder / f"{sink}.jsonl").open("ab") as file:
             file.write(lines)
             file.flush()
             os.fsync(file.fileno())
+
+
+def _dead_line(sink: str, event: Event, reason: str, stamp: str) -> bytes:
+    """One dead-letter line; a record that is not JSON-encodable is kept as its repr."""
+    entry: dict[str, Any] = {
+        "sink": sink,
+        "reason": reason,
+        "dead_lettered_at": stamp,
+        "event_id": event.event_id,
+        "tenant": event.tenant,
+        "stream": event.stream,
+        "record": event.record,
+    }
+    try:
+        return dumps(entry) + b"\n"
+    except ValueError:
+        entry["record"] = None
+        entry["record_repr"] = repr(event.record)
+        return orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
 
 
 @dataclass(slots=True)
@@ -66,7 +90,14 @@ class _Item:
 
 
 class SinkRunner:
-    """Feeds one sink from a bounded queue, batching, retrying and dead-lettering."""
+    """Feeds one sink from a bounded queue, batching, retrying and dead-lettering.
+
+    Queued pages are coalesced and sent in batches of at most ``batch_max_events``.
+    RETRY answers are retried forever with the shared backoff (Retry-After first); when
+    a sink says which events are still pending, only those are sent again. REJECTED
+    events go to the dead-letter file and are counted. With ``when_full="drop_newest"``
+    a page that finds the queue full is dropped, counted, and acknowledged at once.
+    """
 
     def __init__(
         self,
@@ -77,6 +108,7 @@ class SinkRunner:
         retry: RetrySettings,
         dead_letter: DeadLetter,
         clock: Clock,
+        when_full: WhenFull = "block",
     ) -> None:
         """Wrap ``sink``; call :meth:`run` in a task."""
         self.sink = sink
@@ -85,12 +117,30 @@ class SinkRunner:
         self.retry = retry
         self.dead_letter = dead_letter
         self.clock = clock
+        self.when_full: WhenFull = when_full
         self.delivered = 0
         self.discarded = 0
+        self.dropped = 0
 
     async def offer(self, events: Sequence[Event]) -> asyncio.Future[None]:
-        """Queue ``events`` (waiting while the queue is full); the future marks their fate."""
+        """Queue ``events`` (waiting while the queue is full); the future marks their fate.
+
+        With ``drop_newest`` and a full queue the events are dropped instead: counted in
+        ``buffer_discarded_events_total`` and :attr:`dropped`, and the future is already
+        resolved, so the checkpoint moves past them. This loses data on purpose.
+        """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.when_full == "drop_newest" and self.queue.full():
+            self.dropped += len(events)
+            DROPPED.labels(sink=self.sink.name).inc(len(events))
+            log.warning(
+                "Sink queue full; events dropped (when_full: drop_newest).",
+                sink=self.sink.name,
+                dropped=len(events),
+                dropped_total=self.dropped,
+            )
+            done.set_result(None)
+            return done
         await self.queue.put(_Item(events, done))
         return done
 
@@ -104,7 +154,8 @@ class SinkRunner:
                 items.append(item)
                 count += len(item.events)
             events = [e for item in items for e in item.events]
-            await self._deliver(events)
+            for start in range(0, len(events), self.batch_max_events):
+                await self._deliver(events[start : start + self.batch_max_events])
             for item in items:
                 if not item.done.done():
                     item.done.set_result(None)
@@ -116,38 +167,63 @@ class SinkRunner:
             self.retry.max_interval_secs,
             max_elapsed_secs=float("inf"),  # a down sink holds the pipeline; it never drops
         )
-        while True:
-            if not events:
-                return
-            result = await self.sink.send(events)
+        while events:
+            try:
+                result = await self.sink.send(events)
+            except Exception as exc:
+                metrics.ERRORS.labels(stage="sending", error_type="sink_bug").inc()
+                log.exception("Sink raised instead of answering; retrying.", sink=self.sink.name)
+                result = DeliveryResult.retry(f"sink raised {type(exc).__name__}")
             if result.status is DeliveryStatus.DELIVERED:
                 self._count_sent(len(events))
                 return
-            if result.status is DeliveryStatus.REJECTED:
-                refused = [(events[i], reason) for i, reason in sorted(result.rejected.items())]
-                await asyncio.to_thread(self.dead_letter.write, self.sink.name, refused)
-                for _, reason in refused:
-                    metrics.DISCARDED.labels(sink=self.sink.name, reason=reason[:40]).inc()
-                self.discarded += len(refused)
-                self._count_sent(len(events) - len(refused))
-                log.error(
-                    "Sink refused events; they were written to the dead-letter file.",
-                    sink=self.sink.name,
-                    refused=len(refused),
-                    reason=result.reason or (refused[0][1] if refused else ""),
-                )
+            events = await self._settle(events, result)
+            if result.status is DeliveryStatus.REJECTED or not events:
                 return
+            # Backoff computes multiplier**attempts, which overflows a float after ~1000
+            # attempts of a long outage; the cap was reached long before, so hold it there.
+            backoff.attempts = min(backoff.attempts, _MAX_BACKOFF_EXPONENT)
             delay = backoff.next_delay(result.retry_after_secs) or 0.0
             metrics.ERRORS.labels(stage="sending", error_type="sink_retry").inc()
             log.warning(
                 "Sink delivery failed; retrying.",
                 sink=self.sink.name,
-                reason=result.reason,
+                reason=redact(result.reason),
+                pending=len(events),
                 retry_in_secs=round(delay, 2),
             )
             await self.clock.sleep(delay)
 
+    async def _settle(self, events: list[Event], result: DeliveryResult) -> list[Event]:
+        """Dead-letter the refused, count the delivered; return the events still pending."""
+        refused = [
+            (events[i], reason) for i, reason in sorted(result.rejected.items()) if i < len(events)
+        ]
+        if result.status is DeliveryStatus.RETRY:
+            pending = (
+                set(range(len(events))) - set(result.rejected)
+                if result.pending is None
+                else set(result.pending) - set(result.rejected)
+            )
+        else:
+            pending = set()
+        if refused:
+            await asyncio.to_thread(self.dead_letter.write, self.sink.name, refused)
+            for _, reason in refused:
+                metrics.DISCARDED.labels(sink=self.sink.name, reason=reason_label(reason)).inc()
+            self.discarded += len(refused)
+            log.error(
+                "Sink refused events; they were written to the dead-letter file.",
+                sink=self.sink.name,
+                refused=len(refused),
+                reason=redact(result.reason or refused[0][1]),
+            )
+        self._count_sent(len(events) - len(refused) - len(pending))
+        return [events[i] for i in sorted(pending) if i < len(events)]
+
     def _count_sent(self, count: int) -> None:
+        if count <= 0:
+            return
         self.delivered += count
         metrics.SENT.labels(sink=self.sink.name).inc(count)
 

@@ -25,3 +25,9 @@ def event_id(tenant_id: str, stream: str, trace_id: str, recipient: str, status:
     """
     material = "\x1f".join((tenant_id, stream, trace_id, recipient.lower(), status.lower()))
     return blake2b(material.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def row_key(tenant_id: str, stream: str, trace_id: str, recipient: str) -> bytes:
+    """Hash of (tenant, stream, trace id, recipient): one row, whatever its status."""
+    material = "\x1f".join((tenant_id, stream, trace_id, recipient.lower()))
+    return blake2b(material.encode("utf-8"), digest_size=16).digest()

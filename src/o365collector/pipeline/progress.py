@@ -19,6 +19,8 @@ class StreamProgress:
     watermark: datetime | None = None
     state: str = "starting"
     error: str = ""
+    late_rows: int = 0  # first delivered by a re-sweep or the final lane
+    status_changes: int = 0
 
 
 @dataclass

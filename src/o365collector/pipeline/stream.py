@@ -1,231 +1,276 @@
-"""One (tenant, stream): plan windows, read pages, hand them to the sinks, commit in order."""
+"""One (tenant, stream): run its lanes side by side over one dedup store.
+
+See :mod:`o365collector.planning.lanes` for what each lane reads. Watermark lanes resume
+from their checkpoint (mid-window from the stored next link); band lanes re-read their
+band every period. A permanent failure in any lane stops the stream's lanes and is raised
+after every acknowledged page was committed.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import structlog
-
-from o365collector.clock import Clock
 from o365collector.errors import RestartWindowError, UnavailableError
 from o365collector.observability import metrics
-from o365collector.pipeline.delivery import Dispatcher
-from o365collector.pipeline.event import Event, event_id
-from o365collector.pipeline.progress import StreamProgress
-from o365collector.sources.base import WindowSource
+from o365collector.pipeline.lane import LaneContext, StreamIdentity, WindowReader, wait_or_stop
+from o365collector.planning.lanes import BandLane, WatermarkLane, final_absorbs, live_start
 from o365collector.state.sqlite import SqliteStateStore
-from o365collector.windows import PlannerSettings, TimeWindow, plan_next_window
+from o365collector.windows import PlannerSettings, TimeWindow, floor_second, plan_next_window
 
-log = structlog.get_logger(__name__)
+__all__ = ["StreamIdentity", "StreamPlan", "StreamWorker"]
 
-_DONE = None
+_EXPIRE_EVERY = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
-class StreamIdentity:
-    """Who this stream is: the tenant's label and id, and the stream name."""
+class StreamPlan:
+    """How a stream is read: its lanes and the limits of its API."""
 
-    tenant: str
-    tenant_id: str
-    stream: str
+    lanes: list[WatermarkLane | BandLane]
+    initial_lookback_secs: float
+    horizon_secs: float
+    retention_secs: float
+    max_window_secs: float
+    unavailable_pause_secs: float = 30.0
 
 
 class StreamWorker:
-    """Reads one stream forever (or until caught up with ``once``), at least once.
+    """Runs every lane of one stream until stopped (or, with ``once``, caught up)."""
 
-    Pages are handed to the sinks as soon as they are read; a committer task awaits their
-    acknowledgements in order and only then moves the checkpoint: after a page, the
-    in-flight window's next link; after the last page, the watermark. Nothing commits in a
-    ``finally``; whatever was not acknowledged is read again after a restart.
-    """
-
-    def __init__(
-        self,
-        identity: StreamIdentity,
-        source: WindowSource,
-        dispatcher: Dispatcher,
-        store: SqliteStateStore,
-        planner: PlannerSettings,
-        *,
-        initial_lookback_secs: float,
-        clock: Clock,
-        progress: StreamProgress,
-        max_pages_in_flight: int = 4,
-        unavailable_pause_secs: float = 30.0,
-    ) -> None:
+    def __init__(self, ctx: LaneContext, store: SqliteStateStore, plan: StreamPlan) -> None:
         """Wire one stream; call :meth:`run` in a task."""
-        self.id = identity
-        self.source = source
-        self.dispatcher = dispatcher
+        self.ctx = ctx
+        self.id = ctx.identity
+        self.progress = ctx.progress
         self.store = store
-        self.planner = planner
-        self.initial_lookback_secs = initial_lookback_secs
-        self.clock = clock
-        self.progress = progress
-        self.unavailable_pause_secs = unavailable_pause_secs
-        self._commits: asyncio.Queue[tuple[Awaitable[None], Callable[[], None]] | None] = (
-            asyncio.Queue(max_pages_in_flight)
-        )
-        self._log = log.bind(tenant=identity.tenant, stream=identity.stream)
+        self.plan = plan
+        self._marks: dict[str, datetime] = {}
+        self._has_live = any(lane.name == "live" for lane in plan.lanes)
+        self._last_expiry: datetime | None = None
 
     async def run(self, stop: asyncio.Event, *, once: bool) -> None:
-        """Collect until ``stop`` is set (or, with ``once``, until caught up), then drain.
-
-        Raises:
-            SourceError: a permanent refusal (credentials, permission, setup, bad query);
-                everything acknowledged before it is committed first.
-        """
-        committer = asyncio.create_task(self._committer())
+        """Run all lanes; the first permanent failure stops the others and is raised."""
+        self._init_marks()
+        lane_stop = asyncio.Event()
+        relay = asyncio.create_task(_relay(stop, lane_stop))
+        tasks = [
+            asyncio.create_task(self._run_lane(lane, lane_stop, once)) for lane in self.plan.lanes
+        ]
+        self.progress.state = "reading"
         try:
-            await self._produce(stop, once=once)
+            first_error: BaseException | None = None
+            for future in asyncio.as_completed(tasks):
+                try:
+                    await future
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - re-raised below after the others stop
+                    if first_error is None:
+                        first_error = exc
+                        lane_stop.set()
+            if first_error is not None:
+                raise first_error
         except asyncio.CancelledError:
-            committer.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            relay.cancel()
+            self.progress.state = "stopped"
+
+    def _init_marks(self) -> None:
+        now = self.ctx.clock.now()
+        first = floor_second(now - timedelta(seconds=self.plan.initial_lookback_secs))
+        for lane in self.plan.lanes:
+            if not isinstance(lane, WatermarkLane):
+                continue
+            start = first
+            if lane.name == "live":
+                start = live_start(first, now, self.plan.horizon_secs)
+            self._marks[lane.name] = self.store.ensure_watermark(
+                self.id.tenant, self.id.stream, lane.name, start, now
+            )
+        self.progress.watermark = self._marks.get("live") or self._marks.get("final")
+
+    async def _run_lane(
+        self, lane: WatermarkLane | BandLane, stop: asyncio.Event, once: bool
+    ) -> None:
+        reader = WindowReader(self.ctx, lane.name, lane.priority)
+        reader.start()
+        try:
+            if isinstance(lane, WatermarkLane):
+                await self._watermark_loop(lane, reader, stop, once)
+            else:
+                await self._band_loop(lane, reader, stop, once)
+        except asyncio.CancelledError:
+            reader.cancel()
             raise
         except BaseException:
-            await self._drain(committer)
+            await reader.drain()
             raise
-        await self._drain(committer)
+        await reader.drain()
 
-    async def _drain(self, committer: asyncio.Task[None]) -> None:
-        """Let the committer apply every acknowledged page, then stop it."""
-        await self._commits.put(_DONE)
-        await committer
-
-    async def _produce(self, stop: asyncio.Event, *, once: bool) -> None:
-        checkpoint = self.store.load(self.id.tenant, self.id.stream)
-        now = self.clock.now()
-        cursor = checkpoint.watermark or (now - timedelta(seconds=self.initial_lookback_secs))
-        self.progress.watermark = checkpoint.watermark
+    async def _watermark_loop(
+        self, lane: WatermarkLane, reader: WindowReader, stop: asyncio.Event, once: bool
+    ) -> None:
+        checkpoint = self.store.load(self.id.tenant, self.id.stream, lane.name)
         resume: tuple[TimeWindow, str | None] | None = None
         if checkpoint.inflight is not None:
             resume = (checkpoint.inflight, checkpoint.next_link)
-            self._log.info("Resuming the in-flight window.", window=str(checkpoint.inflight))
+            reader.log.info("Resuming the in-flight window.", window=str(checkpoint.inflight))
+        settings = PlannerSettings(
+            settle_delay_secs=lane.settle_secs,
+            max_window_secs=self.plan.max_window_secs,
+            min_window_secs=lane.min_window_secs,
+            retention_secs=self.plan.retention_secs,
+        )
         while not stop.is_set():
             if resume is None:
-                window = self._plan(cursor)
+                self._expire_dedup()
+                window, wait = self._next_window(lane, settings, reader)
                 if window is None:
                     if once:
                         break
-                    continue_at = self._wait_secs(cursor)
-                    self.progress.state = "waiting"
-                    await _wait(stop, continue_at)
+                    await wait_or_stop(stop, wait)
                     continue
                 resume = (window, None)
             window, link = resume
+            started = self.ctx.clock.now()
+            if lane.name == "live":
+                self.progress.window = str(window)
             try:
-                finished = await self._read_window(window, link, stop)
+                finished = await reader.read(
+                    window,
+                    link,
+                    stop,
+                    on_page=self._on_page(lane.name, window),
+                    on_window=self._on_window(lane.name, window, started),
+                )
             except RestartWindowError as exc:
-                self._log.warning("Reading the window again from its start.", reason=str(exc))
+                reader.log.warning("Reading the window again from its start.", reason=str(exc))
                 resume = (window, None)
                 continue
             except UnavailableError as exc:
                 if once:
                     raise
-                self.progress.state = "retrying"
-                self.progress.error = str(exc)
-                metrics.ERRORS.labels(stage="receiving", error_type="unavailable").inc()
-                self._log.error(
-                    "Microsoft API unavailable; the window will be read again.",
-                    window=str(window),
-                    reason=str(exc),
-                    retry_in_secs=self.unavailable_pause_secs,
-                )
-                resume = (window, self._last_link or link)
-                await _wait(stop, self.unavailable_pause_secs)
+                self._unavailable(reader, window, exc)
+                resume = (window, reader.last_link or link)
+                await wait_or_stop(stop, self.plan.unavailable_pause_secs)
                 continue
             if not finished:
-                break  # stopped between pages; the next link is committed once acked
+                return
             resume = None
-            cursor = window.end
-        self.progress.state = "stopped"
+            self._marks[lane.name] = max(self._marks.get(lane.name, window.end), window.end)
 
-    _last_link: str | None = None
-
-    def _plan(self, cursor: datetime) -> TimeWindow | None:
-        plan = plan_next_window(cursor, self.clock.now(), self.planner)
+    def _next_window(
+        self, lane: WatermarkLane, settings: PlannerSettings, reader: WindowReader
+    ) -> tuple[TimeWindow | None, float]:
+        now = self.ctx.clock.now()
+        plan = plan_next_window(self._marks[lane.name], now, settings)
         if plan.clamped_secs > 0:
             metrics.RETENTION_CLAMPED.labels(tenant=self.id.tenant, stream=self.id.stream).inc(
                 plan.clamped_secs
             )
-            self._log.error(
+            reader.log.error(
                 "Start is older than the API keeps; the oldest history was skipped.",
                 skipped_secs=plan.clamped_secs,
-                requested_start=cursor.isoformat(),
+                requested_start=self._marks[lane.name].isoformat(),
             )
-        return plan.window
+        window = plan.window
+        if window is not None and lane.name == "final" and self._has_live:
+            # Never read ahead of `live`: it will read that span itself, and the span
+            # becomes final's to re-read only once it is older than the horizon.
+            live = self._marks["live"]
+            if live <= window.start:
+                return None, lane.min_window_secs
+            if live < window.end:
+                window = TimeWindow(window.start, live)
+        return window, plan.wait_secs
 
-    def _wait_secs(self, cursor: datetime) -> float:
-        return plan_next_window(cursor, self.clock.now(), self.planner).wait_secs or 1.0
+    def _on_page(self, lane: str, window: TimeWindow) -> Callable[[str], None]:
+        def apply(next_link: str) -> None:
+            self.store.save_inflight(
+                self.id.tenant, self.id.stream, window, next_link, self.ctx.clock.now(), lane
+            )
 
-    async def _read_window(self, window: TimeWindow, link: str | None, stop: asyncio.Event) -> bool:
-        """Read the window's pages; False if stopped before its end."""
-        self.progress.window = str(window)
-        self.progress.state = "reading"
-        self._last_link = link
-        async for page in self.source.pages(window, link):
-            events = [self._event(record) for record in page.records]
-            metrics.RECEIVED.labels(tenant=self.id.tenant, stream=self.id.stream).inc(len(events))
-            ack = await self.dispatcher.submit(events)
-            self.progress.pages += 1
-            if page.next_link is None:
-                await self._commits.put((ack, self._window_done(window, len(events))))
-                return True
-            await self._commits.put((ack, self._page_done(window, page.next_link, len(events))))
-            self._last_link = page.next_link
-            if stop.is_set():
-                return False
-        return True
+        return apply
 
-    def _event(self, record: dict[str, Any]) -> Event:
-        trace_id, recipient, status = self.source.key_of(record)
-        return Event(
-            self.id.tenant,
-            self.id.stream,
-            event_id(self.id.tenant_id, self.id.stream, trace_id, recipient, status),
-            record,
+    def _on_window(self, lane: str, window: TimeWindow, started: datetime) -> Callable[[], None]:
+        def apply() -> None:
+            now = self.ctx.clock.now()
+            self.store.commit_window(self.id.tenant, self.id.stream, window, now, lane)
+            metrics.COMMITS.labels(tenant=self.id.tenant, stream=self.id.stream).inc()
+            metrics.LANE_WATERMARK_LAG.labels(
+                tenant=self.id.tenant, stream=self.id.stream, lane=lane
+            ).set((now - window.end).total_seconds())
+            if lane == "live" or not self._has_live:
+                self.progress.watermark = window.end
+                self.progress.windows += 1
+                metrics.CHECKPOINT_LAG.labels(tenant=self.id.tenant, stream=self.id.stream).set(
+                    (now - window.end).total_seconds()
+                )
+            if lane != "final" and "final" in self._marks:
+                absorbed = final_absorbs(
+                    self._marks["final"], window, started, self.plan.horizon_secs
+                )
+                if absorbed is not None:
+                    skipped = TimeWindow(self._marks["final"], absorbed)
+                    self.store.commit_window(self.id.tenant, self.id.stream, skipped, now, "final")
+                    self._marks["final"] = absorbed
+
+        return apply
+
+    async def _band_loop(
+        self, lane: BandLane, reader: WindowReader, stop: asyncio.Event, once: bool
+    ) -> None:
+        clock = self.ctx.clock
+        oldest = timedelta(seconds=self.plan.retention_secs - 3600)
+        while not stop.is_set():
+            started = clock.monotonic()
+            now = clock.now()
+            window = lane.window(now)
+            floor = floor_second(now - oldest)
+            if window.start < floor:
+                window = TimeWindow(floor, window.end) if window.end > floor else window
+            try:
+                await reader.read(window, None, stop, on_page=None, on_window=self._on_sweep(lane))
+            except UnavailableError as exc:
+                if once:
+                    raise
+                self._unavailable(reader, window, exc)
+            if once:
+                return
+            await wait_or_stop(stop, lane.every_secs - (clock.monotonic() - started))
+
+    def _on_sweep(self, lane: BandLane) -> Callable[[], None]:
+        def apply() -> None:
+            metrics.RESWEEP_COMPLETED.labels(
+                tenant=self.id.tenant, stream=self.id.stream, lane=lane.name
+            ).set(self.ctx.clock.now().timestamp())
+
+        return apply
+
+    def _unavailable(self, reader: WindowReader, window: TimeWindow, exc: Exception) -> None:
+        self.progress.error = str(exc)
+        metrics.ERRORS.labels(stage="receiving", error_type="unavailable").inc()
+        reader.log.error(
+            "Microsoft API unavailable; the window will be read again.",
+            window=str(window),
+            reason=str(exc),
+            retry_in_secs=self.plan.unavailable_pause_secs,
         )
 
-    def _page_done(self, window: TimeWindow, next_link: str, count: int) -> Callable[[], None]:
-        def apply() -> None:
-            self.store.save_inflight(
-                self.id.tenant, self.id.stream, window, next_link, self.clock.now()
-            )
-            self.progress.events += count
-
-        return apply
-
-    def _window_done(self, window: TimeWindow, count: int) -> Callable[[], None]:
-        def apply() -> None:
-            now = self.clock.now()
-            self.store.commit_window(self.id.tenant, self.id.stream, window, now)
-            self.progress.events += count
-            self.progress.windows += 1
-            self.progress.watermark = window.end
-            metrics.COMMITS.labels(tenant=self.id.tenant, stream=self.id.stream).inc()
-            metrics.CHECKPOINT_LAG.labels(tenant=self.id.tenant, stream=self.id.stream).set(
-                (now - window.end).total_seconds()
-            )
-            self._log.info(
-                "Window committed.", window=str(window), watermark=window.end.isoformat()
-            )
-
-        return apply
-
-    async def _committer(self) -> None:
-        while True:
-            item = await self._commits.get()
-            if item is _DONE:
-                return
-            ack, apply = item
-            await ack
-            apply()
+    def _expire_dedup(self) -> None:
+        now = self.ctx.clock.now()
+        if self._last_expiry is None or now - self._last_expiry >= _EXPIRE_EVERY:
+            self._last_expiry = now
+            self.store.expire_seen(int(now.timestamp()))
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()

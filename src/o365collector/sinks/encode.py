@@ -1,12 +1,22 @@
-"""Encoders shared by sinks: the JSON line of an event with its collector metadata."""
+"""Encoders shared by sinks: the payload of an event (raw record or envelope) and its time."""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 import orjson
 
 from o365collector.pipeline.event import Event
+
+Payload = Literal["raw", "envelope"]
+"""``raw``: the vendor record exactly as received; ``envelope``: record plus metadata."""
+
+UNENCODABLE = "unencodable"
+_MS_DATE = re.compile(r"/Date\((-?\d+)(?:[+-]\d{4})?\)/")
 
 
 def delivered_at() -> str:
@@ -14,15 +24,93 @@ def delivered_at() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def envelope(event: Event, stamp: str) -> dict[str, Any]:
+    """``{"event_id", "tenant", "stream", "delivered_at", "record"}``."""
+    return {
+        "event_id": event.event_id,
+        "tenant": event.tenant,
+        "stream": event.stream,
+        "delivered_at": stamp,
+        "record": event.record,
+    }
+
+
 def json_line(event: Event, stamp: str) -> bytes:
-    """``{"event_id", "tenant", "stream", "delivered_at", "record"}`` and a newline."""
-    return orjson.dumps(
-        {
-            "event_id": event.event_id,
-            "tenant": event.tenant,
-            "stream": event.stream,
-            "delivered_at": stamp,
-            "record": event.record,
-        },
-        option=orjson.OPT_APPEND_NEWLINE,
-    )
+    """The envelope as one JSON line (newline-terminated)."""
+    return orjson.dumps(envelope(event, stamp), option=orjson.OPT_APPEND_NEWLINE)
+
+
+def payload_object(event: Event, payload: Payload, stamp: str) -> dict[str, Any]:
+    """The object a sink ships for ``event``: the record itself, or its envelope."""
+    return event.record if payload == "raw" else envelope(event, stamp)
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON; falls back to the stdlib for values orjson refuses (huge ints).
+
+    Raises:
+        ValueError: the value cannot be written as strict JSON (NaN, unknown types).
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            msg = f"not encodable as JSON: {exc}"
+            raise ValueError(msg) from exc
+        return text.encode("utf-8")
+
+
+def encode_batch(
+    events: Sequence[Event], payload: Payload, stamp: str
+) -> tuple[list[bytes | None], dict[int, str]]:
+    """Encode every event's payload; events that cannot be encoded are listed as rejected.
+
+    Returns:
+        One JSON text per event (``None`` where encoding failed) and the rejected indexes
+        with reason ``unencodable``.
+    """
+    out: list[bytes | None] = []
+    rejected: dict[int, str] = {}
+    for index, event in enumerate(events):
+        try:
+            out.append(dumps(payload_object(event, payload, stamp)))
+        except ValueError:
+            out.append(None)
+            rejected[index] = UNENCODABLE
+    return out, rejected
+
+
+def lines(events: Sequence[Event], payload: Payload, stamp: str) -> tuple[bytes, dict[int, str]]:
+    """Newline-terminated JSON lines of the encodable events, and the rejected indexes."""
+    bodies, rejected = encode_batch(events, payload, stamp)
+    return b"".join(b + b"\n" for b in bodies if b is not None), rejected
+
+
+def record_time(record: dict[str, Any]) -> float | None:
+    """Epoch seconds of the record's receive time (Graph ``receivedDateTime``, or ``Received``).
+
+    Reads ISO 8601 and the Reporting web service's ``/Date(ms)/`` form; anything else
+    (missing, malformed, naive) gives ``None`` and the receiver stamps its own time.
+    """
+    for key in ("receivedDateTime", "Received"):
+        value = record.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        match = _MS_DATE.fullmatch(value)
+        if match:
+            return int(match.group(1)) / 1000.0
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            continue
+        if parsed.tzinfo is None:
+            continue
+        return round(parsed.timestamp(), 6)
+    return None
+
+
+def stream_slug(stream: str) -> str:
+    """The stream as a single word: ``graph.message_trace`` → ``messagetrace``."""
+    return stream.rsplit(".", 1)[-1].replace("_", "").lower()

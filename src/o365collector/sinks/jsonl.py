@@ -11,7 +11,7 @@ from typing import BinaryIO
 from o365collector.errors import SinkError
 from o365collector.pipeline.event import Event
 from o365collector.sinks.base import DeliveryResult
-from o365collector.sinks.encode import delivered_at, json_line
+from o365collector.sinks.encode import Payload, delivered_at, lines
 
 
 class JsonlSink:
@@ -21,9 +21,18 @@ class JsonlSink:
     acknowledged event survives a crash of the collector or of the machine.
     """
 
-    def __init__(self, name: str, path: Path, *, max_bytes: int, keep_files: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        *,
+        max_bytes: int,
+        keep_files: int,
+        payload: Payload = "envelope",
+    ) -> None:
         """Configure the sink; nothing is opened before :meth:`start`."""
         self.name = name
+        self.payload: Payload = payload
         self.path = path
         self.max_bytes = max_bytes
         self.keep_files = keep_files
@@ -41,13 +50,12 @@ class JsonlSink:
 
     async def send(self, events: Sequence[Event]) -> DeliveryResult:
         """Append the batch durably; an OS error means retry (disk full, permissions)."""
-        stamp = delivered_at()
-        data = b"".join(json_line(event, stamp) for event in events)
+        data, rejected = lines(events, self.payload, delivered_at())
         try:
             await asyncio.to_thread(self._write, data)
         except OSError as exc:
             return DeliveryResult.retry(f"write to {self.path} failed: {exc.strerror}")
-        return DeliveryResult.delivered()
+        return DeliveryResult.reject(rejected) if rejected else DeliveryResult.delivered()
 
     async def close(self) -> None:
         """Close the file."""

@@ -20,8 +20,13 @@ class Page:
 class WindowSource(Protocol):
     """Reads one stream of one tenant, window by window."""
 
-    def pages(self, window: TimeWindow, resume_link: str | None) -> AsyncIterator[Page]:
-        """Yield every page of ``window`` in API order, starting at ``resume_link`` if given."""
+    def pages(
+        self, window: TimeWindow, resume_link: str | None, *, priority: int = 0
+    ) -> AsyncIterator[Page]:
+        """Yield every page of ``window`` in API order, starting at ``resume_link`` if given.
+
+        ``priority`` orders requests in the tenant's budget (lower goes first).
+        """
         ...
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:

@@ -27,9 +27,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     PRIMARY KEY (tenant, stream, lane)
 );
 CREATE TABLE IF NOT EXISTS seen (
-    fingerprint BLOB PRIMARY KEY,
+    row_key BLOB PRIMARY KEY,
+    scope TEXT NOT NULL,
+    statuses TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_scope ON seen(scope);
 CREATE INDEX IF NOT EXISTS seen_expiry ON seen(expires_at);
 """
 
@@ -112,36 +115,52 @@ class SqliteStateStore:
         """Record that ``window``'s pages before ``next_link`` are delivered."""
         self._upsert((tenant, stream, lane), window, next_link, None, now)
 
+    def ensure_watermark(
+        self, tenant: str, stream: str, lane: str, watermark: datetime, now: datetime
+    ) -> datetime:
+        """Set a lane's first watermark unless it has one; return the lane's watermark.
+
+        Written at once so that a restart before the lane's first commit does not move its
+        start (and skip history) by recomputing it from a later "now".
+        """
+        current = self.load(tenant, stream, lane)
+        if current.watermark is not None:
+            return current.watermark
+        self._upsert((tenant, stream, lane), current.inflight, current.next_link, watermark, now)
+        return watermark
+
     def commit_window(
         self, tenant: str, stream: str, window: TimeWindow, now: datetime, lane: str = "live"
     ) -> None:
         """Record that all of ``window`` is delivered: the watermark moves to its end."""
         self._upsert((tenant, stream, lane), None, None, window.end, now)
 
-    def seen(self, fingerprints: list[bytes]) -> set[bytes]:
-        """Which of ``fingerprints`` were delivered before (within the dedup horizon)."""
-        found: set[bytes] = set()
-        for start in range(0, len(fingerprints), _SQL_CHUNK):
-            chunk = fingerprints[start : start + _SQL_CHUNK]
+    def seen_statuses(self, row_keys: list[bytes]) -> dict[bytes, str]:
+        """For each already delivered row key, the ``|``-joined statuses delivered for it."""
+        found: dict[bytes, str] = {}
+        for start in range(0, len(row_keys), _SQL_CHUNK):
+            chunk = row_keys[start : start + _SQL_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT fingerprint FROM seen WHERE fingerprint IN ({marks})",  # noqa: S608
+                f"SELECT row_key, statuses FROM seen WHERE row_key IN ({marks})",  # noqa: S608
                 chunk,
             )
-            found.update(row[0] for row in rows)
+            found.update(rows)
         return found
 
-    def remember(self, fingerprints: list[tuple[bytes, int]]) -> None:
-        """Record delivered facts as (fingerprint, expiry epoch seconds)."""
-        if not fingerprints:
+    def remember(self, scope: str, facts: list[tuple[bytes, str, int]]) -> None:
+        """Record delivered facts as (row key, status, expiry epoch seconds)."""
+        if not facts:
             return
         try:
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT INTO seen(fingerprint, expires_at) VALUES (?, ?) "
-                "ON CONFLICT(fingerprint) DO UPDATE SET "
-                "expires_at=max(expires_at, excluded.expires_at)",
-                fingerprints,
+                "INSERT INTO seen(row_key, scope, statuses, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(row_key) DO UPDATE SET statuses = CASE "
+                "WHEN instr('|' || statuses || '|', '|' || excluded.statuses || '|') > 0 "
+                "THEN statuses ELSE statuses || '|' || excluded.statuses END, "
+                "expires_at = max(expires_at, excluded.expires_at)",
+                [(key, scope, status, expires) for key, status, expires in facts],
             )
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -150,7 +169,7 @@ class SqliteStateStore:
             raise StateError(msg) from exc
 
     def expire_seen(self, now_epoch: int) -> int:
-        """Forget fingerprints whose horizon has passed; returns how many."""
+        """Forget delivered facts whose re-read horizon has passed; returns how many rows."""
         return self._db.execute("DELETE FROM seen WHERE expires_at < ?", (now_epoch,)).rowcount
 
     def reset(self, tenant: str | None = None, stream: str | None = None) -> int:
@@ -162,7 +181,14 @@ class SqliteStateStore:
         if stream is not None:
             query += " AND stream=?"
             args.append(stream)
-        return self._db.execute(query, args).rowcount
+        removed = self._db.execute(query, args).rowcount
+        if tenant is None:
+            self._db.execute("DELETE FROM seen")
+        elif stream is None:
+            self._db.execute("DELETE FROM seen WHERE scope LIKE ?", (_scope(tenant, "") + "%",))
+        else:
+            self._db.execute("DELETE FROM seen WHERE scope = ?", (_scope(tenant, stream),))
+        return removed
 
     def _upsert(
         self,
@@ -195,6 +221,15 @@ class SqliteStateStore:
         except sqlite3.Error as exc:
             msg = f"cannot write checkpoint to {self.path}: {exc}"
             raise StateError(msg) from exc
+
+
+def _scope(tenant: str, stream: str) -> str:
+    return f"{tenant}\x1f{stream}"
+
+
+def dedup_scope(tenant: str, stream: str) -> str:
+    """The scope under which a stream's delivered facts are remembered (for resets)."""
+    return _scope(tenant, stream)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -49,7 +49,9 @@ class GraphMessageTraceSource:
             f"&$top={self._page_size}"
         )
 
-    async def pages(self, window: TimeWindow, resume_link: str | None) -> AsyncIterator[Page]:
+    async def pages(
+        self, window: TimeWindow, resume_link: str | None, *, priority: int = 0
+    ) -> AsyncIterator[Page]:
         """Yield the window's pages; see the class docstring.
 
         Raises:
@@ -61,7 +63,7 @@ class GraphMessageTraceSource:
         for index in range(self._max_pages):
             try:
                 body = await self._api.get_json(
-                    url, scope=self._scope, classify=classify_graph, api="graph"
+                    url, scope=self._scope, classify=classify_graph, api="graph", priority=priority
                 )
             except BadRequestError as exc:
                 if index == 0 and resume_link is not None:

@@ -1,0 +1,170 @@
+"""Read windows for one lane of a stream and commit them in order once acknowledged.
+
+Pages go to the sinks as soon as they are read; a committer task per lane awaits their
+acknowledgements in page order and only then records progress: the delivered facts in the
+dedup store and, for checkpointed lanes, the in-flight window's next link after a page and
+the watermark after the last page. Nothing commits in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from o365collector.clock import Clock
+from o365collector.observability import metrics
+from o365collector.pipeline.dedup import Deduplicator
+from o365collector.pipeline.delivery import Dispatcher
+from o365collector.pipeline.progress import StreamProgress
+from o365collector.planning.lanes import Priority
+from o365collector.sources.base import WindowSource
+from o365collector.windows import TimeWindow
+
+log = structlog.get_logger(__name__)
+
+_DONE = None
+Commit = tuple[Awaitable[None], Callable[[], None]]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamIdentity:
+    """Who a stream is: the tenant's label and id, and the stream name."""
+
+    tenant: str
+    tenant_id: str
+    stream: str
+
+
+@dataclass
+class LaneContext:
+    """What every lane of a stream shares."""
+
+    identity: StreamIdentity
+    source: WindowSource
+    dispatcher: Dispatcher
+    dedup: Deduplicator
+    clock: Clock
+    progress: StreamProgress
+
+
+class WindowReader:
+    """Reads windows for one lane; owns that lane's ordered committer."""
+
+    def __init__(
+        self, ctx: LaneContext, lane: str, priority: Priority, max_pages_in_flight: int = 4
+    ) -> None:
+        """Create the reader; :meth:`start` launches its committer."""
+        self.ctx = ctx
+        self.lane = lane
+        self.priority = priority
+        self.last_link: str | None = None
+        self._queue: asyncio.Queue[Commit | None] = asyncio.Queue(max_pages_in_flight)
+        self._committer: asyncio.Task[None] | None = None
+        ident = ctx.identity
+        self.log = log.bind(tenant=ident.tenant, stream=ident.stream, lane=lane)
+        self._received = metrics.RECEIVED.labels(tenant=ident.tenant, stream=ident.stream)
+
+    def start(self) -> None:
+        """Start the committer task."""
+        self._committer = asyncio.create_task(self._commit_loop())
+
+    async def drain(self) -> None:
+        """Apply every acknowledged page, then stop the committer."""
+        if self._committer is None:
+            return
+        await self._queue.put(_DONE)
+        await self._committer
+
+    def cancel(self) -> None:
+        """Stop the committer without waiting (pages not acknowledged are read again later)."""
+        if self._committer is not None:
+            self._committer.cancel()
+
+    async def read(
+        self,
+        window: TimeWindow,
+        link: str | None,
+        stop: asyncio.Event,
+        *,
+        on_page: Callable[[str], None] | None,
+        on_window: Callable[[], None],
+    ) -> bool:
+        """Read ``window`` from ``link`` (or its start); False if stopped before its end.
+
+        ``on_page(next_link)`` and ``on_window()`` run in the committer, in order, after the
+        sinks acknowledged everything before them.
+        """
+        ctx = self.ctx
+        self.last_link = link
+        async for page in ctx.source.pages(window, link, priority=self.priority):
+            keys = [ctx.source.key_of(record) for record in page.records]
+            self._received.inc(len(keys))
+            facts = ctx.dedup.split(keys, page.records)
+            ack = await ctx.dispatcher.submit(facts.events)
+            ctx.dedup.track(facts.facts, ack)
+            ctx.progress.pages += 1
+            self._count(facts.new_rows, facts.status_changes)
+            waits = [ack, *facts.waits]
+
+            def settle(facts_: list[tuple[bytes, str]] = facts.facts) -> None:
+                ctx.dedup.settle(facts_, window.end)
+                ctx.progress.events += len(facts_)
+
+            if page.next_link is None:
+                await self._queue.put((_all(waits), _then(settle, on_window)))
+                return True
+            after: Callable[[], None] = settle
+            if on_page is not None:
+                after = _then(settle, functools.partial(on_page, page.next_link))
+            await self._queue.put((_all(waits), after))
+            self.last_link = page.next_link
+            if stop.is_set():
+                return False
+        return True
+
+    def _count(self, new_rows: int, status_changes: int) -> None:
+        ident = self.ctx.identity
+        if new_rows:
+            metrics.NEW_FACTS.labels(
+                tenant=ident.tenant, stream=ident.stream, lane=self.lane, kind="new_row"
+            ).inc(new_rows)
+        if status_changes:
+            metrics.NEW_FACTS.labels(
+                tenant=ident.tenant, stream=ident.stream, lane=self.lane, kind="status_change"
+            ).inc(status_changes)
+        if self.lane.startswith("resweep") or self.lane == "final":
+            self.ctx.progress.late_rows += new_rows
+            self.ctx.progress.status_changes += status_changes
+
+    async def _commit_loop(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is _DONE:
+                return
+            ack, apply = item
+            await ack
+            apply()
+
+
+async def _all(waits: list[asyncio.Future[None]]) -> None:
+    for wait in waits:
+        await wait
+
+
+def _then(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        second()
+
+    return both
+
+
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep up to ``seconds``, returning early when ``stop`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
