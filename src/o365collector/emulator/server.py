@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import orjson
 
 from .dataset import TenantData
+from .faults import DROP, FaultPlan, FaultRule
 from .generate import generate_tenant
 from .graph import GraphApi, not_found
 from .quota import TenantQuota
@@ -67,6 +68,7 @@ class Emulator:
             for t in settings.tenants
         }
         self._tokens = TokenService(settings.tenants, settings.token_lifetime_secs, self._clock)
+        self.faults = FaultPlan()
         self._graph = GraphApi(settings, self._data, self._quotas, self._tokens, self._clock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -127,9 +129,13 @@ class Emulator:
         split = urlsplit(target)
         path = unquote(split.path)
         if path.startswith("/_emulator/"):
-            return self._control(path, split.query)
+            return self._control(path, split.query, method, body)
         parts = path.strip("/").split("/")
-        if len(parts) in (3, 4) and parts[1].lower() == "oauth2" and parts[-1].lower() == "token":
+        is_token = len(parts) in (3, 4) and parts[1].lower() == "oauth2"
+        fault = self.faults.take("token" if is_token else "graph")
+        if fault is not None:
+            return fault
+        if is_token and parts[-1].lower() == "token":
             v1 = len(parts) == 3
             if v1 or parts[2].lower() == "v2.0":
                 form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -141,10 +147,26 @@ class Emulator:
             return self._graph.handle(method, path, split.query, headers)
         return not_found(method, path)
 
-    def _control(self, path: str, query: str) -> Response:
+    def _faults_control(self, method: str, body: bytes) -> Response:
+        if method == "DELETE":
+            self.faults.set([])
+        elif method == "POST":
+            try:
+                data = orjson.loads(body or b"{}")
+                rules = [FaultRule.from_mapping(rule) for rule in data.get("rules", [])]
+            except (ValueError, TypeError, AttributeError) as exc:
+                return json_response(400, {"error": {"code": "BadRequest", "message": str(exc)}})
+            self.faults.set(rules)
+        return json_response(
+            200, {"pending": self.faults.pending(), "injected": self.faults.injected}
+        )
+
+    def _control(self, path: str, query: str, method: str, body: bytes) -> Response:  # noqa: PLR0911 - one answer per control route
         params = dict(parse_qsl(query))
         if path == "/_emulator/health":
             return Response(200, b"ok", [("Content-Type", "text/plain; charset=utf-8")])
+        if path == "/_emulator/faults":
+            return self._faults_control(method, body)
         if path not in ("/_emulator/stats", "/_emulator/ground-truth"):
             return not_found("GET", path)
         tenant = params.get("tenant")
@@ -319,6 +341,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(response)
 
     def _send(self, response: Response) -> None:
+        if response is DROP:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
