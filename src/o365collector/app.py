@@ -83,7 +83,7 @@ class Collector:
         settings = self.settings
         store = SqliteStateStore(settings.state_dir / "state.db")
         dead_letter = DeadLetter(settings.state_dir / "dead-letter")
-        sinks = [build_sink(s, i) for i, s in enumerate(settings.sinks)]
+        sinks = [build_sink(s, i, self.clock) for i, s in enumerate(settings.sinks)]
         runners = [
             SinkRunner(
                 sink,
@@ -92,6 +92,7 @@ class Collector:
                 retry=settings.collection.retry,
                 dead_letter=dead_letter,
                 clock=self.clock,
+                when_full=cfg.when_full,
             )
             for sink, cfg in zip(sinks, settings.sinks, strict=True)
         ]

@@ -33,7 +33,7 @@ class Backoff:
         else:
             cap = min(
                 self.max_interval_secs,
-                self.initial_interval_secs * self.multiplier**self.attempts,
+                self.initial_interval_secs * self.multiplier ** min(self.attempts, 64),
             )
             delay = self.rng.uniform(0.0, cap)
         if self.waited_secs + delay > self.max_elapsed_secs:

@@ -31,7 +31,6 @@ from o365collector.sinks.encode import delivered_at, dumps
 log = structlog.get_logger(__name__)
 
 WhenFull = Literal["block", "drop_newest"]
-_MAX_BACKOFF_EXPONENT = 64
 
 DROPPED = Counter(
     "buffer_discarded_events_total",
@@ -180,9 +179,6 @@ class SinkRunner:
             events = await self._settle(events, result)
             if result.status is DeliveryStatus.REJECTED or not events:
                 return
-            # Backoff computes multiplier**attempts, which overflows a float after ~1000
-            # attempts of a long outage; the cap was reached long before, so hold it there.
-            backoff.attempts = min(backoff.attempts, _MAX_BACKOFF_EXPONENT)
             delay = backoff.next_delay(result.retry_after_secs) or 0.0
             metrics.ERRORS.labels(stage="sending", error_type="sink_retry").inc()
             log.warning(
