@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import ssl
 from collections.abc import Callable
@@ -16,20 +17,25 @@ import structlog
 from o365collector import __version__
 from o365collector.clock import Clock, SystemClock
 from o365collector.config.model import CollectionSettings, Settings, TenantSettings
-from o365collector.errors import SourceError, UnavailableError
-from o365collector.http.auth import TokenProvider
+from o365collector.errors import ConfigError, SourceError, UnavailableError
+from o365collector.http.auth import token_provider_for
 from o365collector.http.budget import RequestBudget
 from o365collector.http.client import ApiClient
 from o365collector.observability import metrics
+from o365collector.observability.health import HealthServer, Readiness
 from o365collector.observability.redact import redact
 from o365collector.pipeline.dedup import Deduplicator
 from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner
 from o365collector.pipeline.lane import LaneContext
 from o365collector.pipeline.progress import Progress
 from o365collector.pipeline.stream import StreamIdentity, StreamPlan, StreamWorker
-from o365collector.planning.lanes import Priority, Tier, build_lanes
+from o365collector.planning.lanes import BandLane, Priority, WatermarkLane
+from o365collector.reports.streams import configured
+from o365collector.reports.wiring import build_source, plan_for
+from o365collector.reports.worker import OfferedReportWorker
 from o365collector.sinks.factory import build_sink
-from o365collector.sources.graph.message_trace import GraphMessageTraceSource
+from o365collector.sources.reporting.discovery import ServiceDocument
+from o365collector.state.resets import apply_configured_resets
 from o365collector.state.sqlite import SqliteStateStore
 
 log = structlog.get_logger(__name__)
@@ -69,19 +75,29 @@ class Collector:
         *,
         clock: Clock | None = None,
         progress: Progress | None = None,
+        lanes: list[WatermarkLane | BandLane] | None = None,
+        streams: set[str] | None = None,
     ) -> None:
-        """Build the collector; nothing runs until :meth:`run`."""
+        """Build the collector; nothing runs until :meth:`run`.
+
+        ``lanes`` replaces every stream's lanes (``backfill`` runs one bounded lane) and
+        ``streams`` limits which configured streams run.
+        """
+        self.lanes = lanes
+        self.streams = streams
         self.settings = settings
         self.options = options
         self.clock = clock or SystemClock()
         self.progress = progress or Progress()
         self.stop = asyncio.Event()
         self.result = RunResult()
+        self.health: HealthServer | None = None
 
     async def run(self) -> RunResult:
         """Collect until stopped (or caught up with ``once``); drain, commit, close."""
         settings = self.settings
         store = SqliteStateStore(settings.state_dir / "state.db")
+        apply_configured_resets(settings, store, self.clock.now())  # reset_persistence_auth
         dead_letter = DeadLetter(settings.state_dir / "dead-letter")
         sinks = [build_sink(s, i, self.clock) for i, s in enumerate(settings.sinks)]
         runners = [
@@ -98,8 +114,12 @@ class Collector:
         ]
         clients: list[httpx.AsyncClient] = []
         sink_tasks: list[asyncio.Task[None]] = []
+        health = self._health_server(runners)
         self._install_signals()
         try:
+            if health is not None:
+                await health.start()
+                self.health = health
             for sink in sinks:
                 await sink.start()
             sink_tasks = [asyncio.create_task(r.run()) for r in runners]
@@ -109,6 +129,7 @@ class Collector:
                 client = _http_client(tenant, settings)
                 clients.append(client)
                 workers.extend(self._tenant_workers(tenant, client, dispatcher, store))
+            workers = self._select(workers, store)
             log.info(
                 "Collector started.",
                 version=__version__,
@@ -128,10 +149,39 @@ class Collector:
                     await sink.close()
             for client in clients:
                 await client.aclose()
+            if health is not None:
+                await health.close()
             store.close()
             self._remove_signals()
         log.info("Collector stopped.", failures=len(self.result.failures))
         return self.result
+
+    def _select(self, workers: list[StreamWorker], store: SqliteStateStore) -> list[StreamWorker]:
+        """Apply the ``streams`` filter and the ``lanes`` override (see ``__init__``)."""
+        chosen = [w for w in workers if self.streams is None or w.id.stream in self.streams]
+        if self.streams is not None and not chosen:
+            msg = f"no configured stream is named {', '.join(sorted(self.streams))}"
+            raise ConfigError(msg)
+        if self.lanes is None:
+            return chosen
+        return [
+            StreamWorker(w.ctx, store, dataclasses.replace(w.plan, lanes=self.lanes))
+            for w in chosen
+        ]
+
+    def _health_server(self, runners: list[SinkRunner]) -> HealthServer | None:
+        cfg = self.settings.observability
+        address = cfg.address()
+        if address is None:
+            return None
+        readiness = Readiness(
+            self.progress,
+            lambda: [(r.sink.name, r.failing_since) for r in runners],
+            self.clock,
+            max_lag_secs=cfg.readiness_max_lag_secs,
+            max_sink_failure_secs=cfg.readiness_max_sink_failure_secs,
+        )
+        return HealthServer(address[0], address[1], readiness)
 
     def _tenant_workers(
         self,
@@ -141,14 +191,7 @@ class Collector:
         store: SqliteStateStore,
     ) -> list[StreamWorker]:
         collection = self.settings.collection
-        tokens = TokenProvider(
-            client,
-            authority=tenant.endpoints.authority_base(),
-            tenant_id=tenant.tenant_id,
-            client_id=tenant.client_id,
-            client_secret=tenant.client_secret,
-            clock=self.clock,
-        )
+        tokens = token_provider_for(tenant, client, self.clock)
         budget = RequestBudget(
             tenant.budget.requests,
             tenant.budget.window_secs,
@@ -157,33 +200,42 @@ class Collector:
             background_priority=Priority.FINAL,
         )
         api = ApiClient(client, tokens, budget, collection.retry, self.clock, tenant.label)
-        plan = stream_plan(collection)
-        workers = []
-        for stream in tenant.streams:
-            source = GraphMessageTraceSource(
-                api,
-                graph_base=tenant.endpoints.graph_base(),
-                scope=tenant.endpoints.scope_for_graph(),
-                page_size=collection.page_size,
-                max_pages=collection.max_pages_per_window,
-            )
-            identity = StreamIdentity(tenant.label, tenant.tenant_id, stream)
+        discovery = ServiceDocument(
+            api,
+            base=tenant.endpoints.reporting_base(),
+            scope=tenant.endpoints.scope_for_reporting(),
+            clock=self.clock,
+        )
+        workers: list[StreamWorker] = []
+        for entry in tenant.streams:
+            stream = configured(entry)
+            name = str(stream)
+            plan = stream_plan(collection, stream)
+            built = build_source(stream, api, tenant.endpoints, collection)
+            identity = StreamIdentity(tenant.label, tenant.tenant_id, name)
             dedup = Deduplicator(
                 store,
                 tenant=tenant.label,
                 tenant_id=tenant.tenant_id,
-                stream=stream,
+                stream=name,
                 keep_secs=plan.horizon_secs + 86400,
             )
             ctx = LaneContext(
                 identity,
-                source,
+                built.source,
                 dispatcher,
                 dedup,
                 self.clock,
-                self.progress.stream(tenant.label, stream),
+                self.progress.stream(tenant.label, name),
             )
-            workers.append(StreamWorker(ctx, store, plan))
+            if built.needs_reports:
+                workers.append(
+                    OfferedReportWorker(
+                        ctx, store, plan, discovery=discovery, reports=built.needs_reports
+                    )
+                )
+            else:
+                workers.append(StreamWorker(ctx, store, plan))
         return workers
 
     async def _supervise(self, worker: StreamWorker) -> None:
@@ -197,6 +249,10 @@ class Collector:
                 worker.progress.error = reason
                 kind = "unavailable" if isinstance(exc, UnavailableError) else type(exc).__name__
                 metrics.ERRORS.labels(stage="receiving", error_type=kind).inc()
+                metrics.STREAM_UP.labels(tenant=worker.id.tenant, stream=worker.id.stream).set(0)
+                worker.store.set_status(
+                    worker.id.tenant, worker.id.stream, "failed", reason, self.clock.now()
+                )
                 log.error(
                     "Stream failed.",
                     tenant=worker.id.tenant,
@@ -278,22 +334,10 @@ def _http_client(tenant: TenantSettings, settings: Settings) -> httpx.AsyncClien
     )
 
 
-def stream_plan(collection: CollectionSettings) -> StreamPlan:
-    """The lanes and limits of a Graph message trace stream under ``collection``."""
-    fixed = collection.mode == "fixed_delay"
-    horizon = collection.fixed_delay_secs if fixed else collection.horizon_secs
-    lanes = build_lanes(
-        mode=collection.mode,
-        settle_delay_secs=collection.settle_delay_secs,
-        poll_interval_secs=collection.poll_interval_secs,
-        horizon_secs=horizon,
-        final_every_secs=collection.poll_interval_secs if fixed else collection.final_every_secs,
-        tiers=[Tier(t.max_age_secs, t.every_secs) for t in collection.resweeps],
-    )
-    return StreamPlan(
-        lanes=lanes,
-        initial_lookback_secs=collection.initial_lookback_secs,
-        horizon_secs=horizon,
-        retention_secs=GRAPH_RETENTION_SECS,
-        max_window_secs=collection.max_window_secs,
-    )
+def stream_plan(collection: CollectionSettings, stream: str = "message_trace") -> StreamPlan:
+    """The lanes and limits of ``stream`` under ``collection`` (see ``reports.wiring.plan_for``).
+
+    Graph message trace and per-row reports use the lanes; aggregated reports one settled
+    lane; message trace detail one lane at ``Priority.DETAIL``.
+    """
+    return plan_for(configured(stream), collection)

@@ -1,4 +1,4 @@
-"""The ``o365collector`` command line: run, demo, emulator, state."""
+"""The ``o365collector`` command line: run, check, demo, emulator, state."""
 
 from __future__ import annotations
 
@@ -112,6 +112,39 @@ def emulator(host: str, port: int, config_path: Path | None, seed: int | None) -
     Emulator(settings).serve_forever(host, port)
 
 
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--max-wait-secs",
+    type=click.FloatRange(min=0.1),
+    default=15.0,
+    show_default=True,
+    help="How long a transient failure (network, 5xx, 429) is retried before it is reported.",
+)
+@_LOG_FORMAT
+def check(config_path: Path, as_json: bool, max_wait_secs: float, log_format: LogFormat) -> None:
+    """Sign in, read a little of every stream, reach every sink; name each problem's fix.
+
+    Exit status: 0 when every probe passed, 1 when one failed, 2 for a bad configuration.
+    """
+    from o365collector.check import Finding, Report, run_check  # noqa: PLC0415
+    from o365collector.check.render import render  # noqa: PLC0415
+
+    configure_logging("warning", log_format)
+    try:
+        settings = load_settings(config_path)
+    except O365CollectorError as exc:
+        if not as_json:
+            fail(str(exc), 2)
+        bad = Finding("config", "load", "fail", "config", redact(str(exc)), "fix the file")
+        render(Report([bad]), as_json=True)
+        sys.exit(2)
+    report = run_check(settings, max_wait_secs=max_wait_secs)
+    render(report, as_json=as_json)
+    sys.exit(report.exit_code)
+
+
 @main.group()
 def state() -> None:
     """Inspect or reset checkpoints."""
@@ -129,3 +162,92 @@ def state_show(config_path: Path, as_json: bool) -> None:
         show_state(settings, as_json=as_json)
     except O365CollectorError as exc:
         fail(str(exc), 2)
+
+
+@state.command("reset")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path))
+@click.option("--tenant", default=None, help="Only this tenant (its name).")
+@click.option("--stream", default=None, help="Only this stream (needs --tenant).")
+@click.option("--all", "reset_all", is_flag=True, help="Every tenant and stream.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def state_reset(
+    config_path: Path, tenant: str | None, stream: str | None, reset_all: bool, yes: bool
+) -> None:
+    """Forget checkpoints and delivered facts: the next run collects that scope again."""
+    from o365collector.state.sqlite import SqliteStateStore  # noqa: PLC0415
+
+    try:
+        settings = load_settings(config_path)
+    except O365CollectorError as exc:
+        fail(str(exc), 2)
+        return
+    if stream is not None and tenant is None:
+        fail("--stream needs --tenant", 2)
+    if not reset_all and tenant is None:
+        fail("say what to reset: --tenant NAME [--stream NAME], or --all", 2)
+    labels = {t.label for t in settings.tenants}
+    if tenant is not None and tenant not in labels:
+        fail(f"no tenant named {tenant!r} in the config (known: {', '.join(sorted(labels))})", 2)
+    scope = (
+        "every tenant and stream"
+        if reset_all
+        else f"tenant {tenant}" + (f", stream {stream}" if stream else "")
+    )
+    if not yes and not click.confirm(
+        f"Reset {scope} in {settings.state_dir}? The next run collects it again from "
+        "initial_lookback_secs (sinks may receive repeats)",
+        default=False,
+    ):
+        fail("not confirmed; nothing was reset", 1)
+    store = SqliteStateStore(settings.state_dir / "state.db")
+    try:
+        removed = store.reset(None if reset_all else tenant, None if reset_all else stream)
+    finally:
+        store.close()
+    click.echo(f"Reset {scope}: {removed} checkpoint(s) removed.")
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path))
+def validate(config_path: Path) -> None:
+    """Check the configuration file only (no network); exit 2 with every problem."""
+    try:
+        settings = load_settings(config_path)
+    except O365CollectorError as exc:
+        fail(str(exc), 2)
+        return
+    streams = sum(len(t.streams) for t in settings.tenants)
+    click.echo(
+        f"{config_path}: valid ({len(settings.tenants)} tenant(s), {streams} stream(s), "
+        f"{len(settings.sinks)} sink(s))."
+    )
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--from", "start", required=True, help="Start, ISO 8601 UTC (e.g. 2026-11-01T00:00:00Z)."
+)
+@click.option("--to", "end", required=True, help="End (exclusive), ISO 8601 UTC.")
+@click.option("--tenant", default=None, help="Only this tenant (its name).")
+@click.option("--stream", default=None, help="Only this stream.")
+@_LOG_FORMAT
+def backfill(
+    config_path: Path,
+    start: str,
+    end: str,
+    tenant: str | None,
+    stream: str | None,
+    log_format: LogFormat,
+) -> None:
+    """Collect a past period once, with a progress bar; resumable, deduplicated."""
+    from o365collector.backfill import run_backfill  # noqa: PLC0415
+
+    configure_logging("warning", log_format)
+    try:
+        settings = load_settings(config_path)
+        code = run_backfill(settings, start=start, end=end, tenant=tenant, stream=stream)
+    except O365CollectorError as exc:
+        fail(str(exc), 2)
+        return
+    sys.exit(code)

@@ -34,8 +34,8 @@ def demo_config(base_url: str, workdir: Path, tenant: dict[str, str]) -> dict[st
         ],
         "collection": {
             "initial_lookback_secs": 3 * 86400,
-            "settle_delay_secs": 60,
-            "min_window_secs": 10,
+            "settle_delay_secs": 10,
+            "poll_interval_secs": 5,
         },
         "sinks": [
             {"type": "jsonl", "name": "file", "path": str(workdir / "output" / "events.jsonl")}
@@ -105,12 +105,17 @@ async def _run_with_display(
 
 def _render(progress: Progress) -> Group:
     table = Table(title="o365collector demo", expand=False)
-    for column in ("tenant", "stream", "state", "events", "pages", "window being read", "lag"):
+    for column in ("tenant", "stream", "state", "events", "late/changed", "pages"):
         table.add_column(column)
+    table.add_column("live window (UTC)", no_wrap=True)
+    table.add_column("lag")
     now = datetime.now(UTC)
     for p in progress.streams.values():
         lag = f"{(now - p.watermark).total_seconds():.0f} s" if p.watermark else "—"
-        table.add_row(p.tenant, p.stream, p.state, f"{p.events:,}", str(p.pages), p.window, lag)
+        late = f"{p.late_rows:,}/{p.status_changes:,}"
+        table.add_row(
+            p.tenant, p.stream, p.state, f"{p.events:,}", late, str(p.pages), p.window, lag
+        )
     errors = [
         Text(f"{p.tenant}/{p.stream}: {p.error}", style="red")
         for p in progress.streams.values()

@@ -78,6 +78,14 @@ class TimeWindow:
         """Render as ``[start, end)`` in ISO form for logs."""
         return f"[{iso_z(self.start)}, {iso_z(self.end)})"
 
+    def short(self) -> str:
+        """A compact form for displays: ``11-22 05:20:01 → 05:20:31`` (UTC)."""
+        head = self.start.strftime("%m-%d %H:%M:%S")
+        tail = self.end.strftime(
+            "%H:%M:%S" if self.end.date() == self.start.date() else "%m-%d %H:%M:%S"
+        )
+        return f"{head} → {tail}"
+
 
 @dataclass(frozen=True, slots=True)
 class WindowPlan:

@@ -114,7 +114,9 @@ def test_missing_secret(graph: Graph) -> None:
 
 
 def test_wrong_grant_type(graph: Graph) -> None:
-    _entra_error(graph.token(grant_type="password"), 400, "unsupported_grant_type", 70003)
+    _entra_error(
+        graph.token(grant_type="urn:example:unsupported"), 400, "unsupported_grant_type", 70003
+    )
 
 
 @pytest.mark.parametrize(

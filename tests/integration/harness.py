@@ -227,7 +227,9 @@ def watermark(config: Path) -> datetime:
         check=True,
     )
     rows = orjson.loads(result.stdout)
-    return parse_time(rows[0]["watermark"])
+    marks = [parse_time(r["watermark"]) for r in rows if r["lane"] == "live" and r["watermark"]]
+    assert marks, f"no live lane in {rows}"
+    return marks[0]
 
 
 def key(record: dict[str, Any]) -> tuple[str, str]:
@@ -252,3 +254,8 @@ def statuses_visible_between(row: dict[str, Any], start: datetime, end: datetime
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """Whole-second UTC ISO with Z, as Microsoft and the ground truth write it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -147,3 +147,21 @@ async def test_429_lowers_the_limit_and_it_recovers(clock) -> None:
     clock.advance(301)
     await _spend(budget)
     assert budget.limit == 68
+
+
+async def test_a_live_request_is_not_held_behind_a_background_wait() -> None:
+    from o365collector.clock import SystemClock
+
+    budget = RequestBudget(2, 60.0, SystemClock(), reserve_share=0.5, background_priority=3)
+    async with budget.spend(3):
+        pass
+
+    async def background() -> None:
+        async with budget.spend(3):  # over the background share: waits ~60 s
+            pass
+
+    waiting = asyncio.create_task(background())
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(_spend(budget), timeout=2)  # live: uses the reserve at once
+    assert budget.used == 2
+    waiting.cancel()

@@ -8,15 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
+from o365collector.config.compat import translate_foreign
 from o365collector.config.model import Settings
 from o365collector.config.sinks import sink_types
 from o365collector.errors import ConfigError
 from o365collector.observability.redact import register_secret
 
 SECRET_KEYS = frozenset(
-    {"client_secret", "password", "intake_key", "token", "private_key_password"}
+    {
+        "client_secret",
+        "password",
+        "account_password",
+        "intake_key",
+        "token",
+        "api_key",
+        "private_key_password",
+    }
 )
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -51,13 +60,32 @@ def parse_settings(data: Any, *, source: str = "config", base_dir: Path | None =
     expanded = _expand(data, (), problems, base_dir or Path.cwd())
     if problems:
         raise ConfigError(_format(source, problems))
+    foreign = translate_foreign(expanded, base_dir=base_dir or Path.cwd(), problems=problems)
+    if problems:
+        raise ConfigError(_format(source, problems))
+    model, checked = (Settings, expanded) if foreign is None else (foreign.model, foreign.data)
     try:
-        settings = Settings.model_validate(expanded)
+        settings = model.model_validate(checked)
     except ValidationError as exc:
-        raise ConfigError(_format(source, _describe(exc, expanded))) from None
-    for tenant in settings.tenants:
-        register_secret(tenant.client_secret.get_secret_value())
+        found = _describe(exc, checked)
+        raise ConfigError(_format(source, foreign.rename(found) if foreign else found)) from None
+    _register_secrets(settings)
     return settings
+
+
+def _register_secrets(node: object) -> None:
+    """Register every SecretStr in the validated settings, wherever it sits, for redaction."""
+    if isinstance(node, SecretStr):
+        register_secret(node.get_secret_value())
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            _register_secrets(getattr(node, name))
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            _register_secrets(item)
+    elif isinstance(node, dict):
+        for item in node.values():
+            _register_secrets(item)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

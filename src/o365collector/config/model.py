@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from o365collector.clouds import CLOUDS, GLOBAL_CLOUDS, CloudName, endpoint_defaults
 from o365collector.config.base import Strict as _Strict
+from o365collector.config.credentials import (
+    OFFICE_PUBLIC_CLIENT_ID,
+    ClientSecretCredentialSettings,
+    CredentialSettings,
+    PasswordCredentialSettings,
+    normalise_credentials,
+)
 from o365collector.config.sinks import SinkSettings, sink_name
+from o365collector.observability.redact import register_secret, shorten
+from o365collector.reports.streams import ConfiguredStream, StreamEntry, default_streams
 
-StreamName = Literal["message_trace"]
-STREAMS: tuple[StreamName, ...] = ("message_trace",)
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+STREAMS: tuple[str, ...] = ("message_trace",)  # the default; see reports/streams.py for all
 GRAPH_RETENTION_SECS = 90 * 86400
 GRAPH_MAX_WINDOW_SECS = 10 * 86400
+_VIA_CREDENTIAL = object()  # client_secret's value when a credential block signs in instead
 
 
 class EndpointSettings(_Strict):
-    """Microsoft endpoints; override them for sovereign clouds or the emulator."""
+    """Microsoft endpoints: the tenant's ``cloud`` fills them in; any key overrides its host.
+
+    Overrides serve unverified sovereign-cloud hosts, proxies and the emulator.
+    """
 
     authority: AnyHttpUrl = AnyHttpUrl("https://login.microsoftonline.com")
     graph: AnyHttpUrl = AnyHttpUrl("https://graph.microsoft.com")
@@ -31,6 +48,8 @@ class EndpointSettings(_Strict):
         "https://reports.office365.com/ecp/reportingwebservice/reporting.svc"
     )
     graph_scope: str = "https://graph.microsoft.com/.default"
+    reporting_scope: str = "https://outlook.office365.com/.default"
+    login_version: Literal["v1", "v2"] = "v2"
 
     def graph_base(self) -> str:
         """Graph root without a trailing slash."""
@@ -40,9 +59,17 @@ class EndpointSettings(_Strict):
         """Authority host root without a trailing slash."""
         return str(self.authority).rstrip("/")
 
+    def reporting_base(self) -> str:
+        """Reporting Web Service root (``…/reporting.svc``) without a trailing slash."""
+        return str(self.reporting).rstrip("/")
+
     def scope_for_graph(self) -> str:
         """The v2 scope of Graph tokens: the resource's identifier, not the URL it is reached at."""
         return self.graph_scope
+
+    def scope_for_reporting(self) -> str:
+        """The v2 scope of Reporting Web Service tokens (Exchange Online's resource)."""
+        return self.reporting_scope
 
 
 class BudgetSettings(_Strict):
@@ -74,17 +101,91 @@ class TenantSettings(_Strict):
 
     name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     tenant_id: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    client_secret: SecretStr = Field(min_length=1)
+    credential: CredentialSettings | None = None  # before client_id: its validator reads it
+    client_id: str = Field(None, min_length=1, validate_default=True)
+    client_secret: SecretStr | None = Field(None, min_length=1, validate_default=True)
+    cloud: CloudName = "commercial"
     endpoints: EndpointSettings = EndpointSettings()
     ca_bundle: Path | None = None
-    streams: list[StreamName] = Field(default_factory=lambda: list(STREAMS))
+    streams: list[StreamEntry] = Field(default_factory=default_streams)
     budget: BudgetSettings = BudgetSettings()
 
     @property
     def label(self) -> str:
-        """The tenant's name in events, logs and state (the tenant id when no name is set)."""
-        return self.name or self.tenant_id
+        """The tenant's name in events, logs, metrics and state.
+
+        Without a ``name``, a GUID tenant id is shown shortened (first and last characters,
+        as the seeds obfuscate it); a domain tenant id (``contoso.onmicrosoft.com``) is
+        public and shown as is.
+        """
+        if self.name:
+            return self.name
+        if _GUID.fullmatch(self.tenant_id):
+            return shorten(self.tenant_id)
+        return self.tenant_id
+
+    def effective_credential(self) -> CredentialSettings:
+        """The credential to sign in with; the flat ``client_secret`` form is one too."""
+        if self.credential is not None:
+            return self.credential
+        assert self.client_secret is not None  # guaranteed by the client_secret validator
+        return ClientSecretCredentialSettings(
+            type="client_secret", client_secret=self.client_secret
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cloud_and_seed_keys(cls, data: Any) -> Any:
+        """Fill ``endpoints`` from ``cloud`` under the user's overrides; map seed credentials."""
+        if not isinstance(data, dict):
+            return data
+        out = normalise_credentials(data)
+        if "credential" in out:
+            if "client_secret" in out:
+                raise ValueError("give client_secret or a credential block, not both")
+            out["client_secret"] = _VIA_CREDENTIAL
+        cloud, endpoints = out.get("cloud", "commercial"), out.get("endpoints")
+        if cloud in CLOUDS and (endpoints is None or isinstance(endpoints, dict)):
+            out["endpoints"] = {**endpoint_defaults(cloud), **(endpoints or {})}
+        return out
+
+    @field_validator("client_id", mode="before")
+    @classmethod
+    def _client_id(cls, value: str | None, info: ValidationInfo) -> str:
+        if value is not None:
+            return value
+        if isinstance(info.data.get("credential"), PasswordCredentialSettings):
+            return OFFICE_PUBLIC_CLIENT_ID
+        raise ValueError("required; the Application (client) ID of the app registration")
+
+    @field_validator("client_secret", mode="before")
+    @classmethod
+    def _secret_or_credential(cls, value: Any) -> Any:
+        if value is _VIA_CREDENTIAL:
+            return None
+        if value is None:
+            raise ValueError(
+                "required; or give a credential block (type: client_secret, certificate or "
+                "password, see docs/authentication.md)"
+            )
+        return value
+
+    @field_validator("client_secret")
+    @classmethod
+    def _register_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            register_secret(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _streams_offered_in_cloud(self) -> TenantSettings:
+        if not CLOUDS[self.cloud].graph_message_trace and "message_trace" in self.streams:
+            raise ValueError(
+                f"streams: Graph message trace (`message_trace`) is not offered in the "
+                f"{self.cloud} cloud (only in {' and '.join(GLOBAL_CLOUDS)}); list "
+                "`rws.MessageTrace` (the Reporting Web Service) in streams instead"
+            )
+        return self
 
     @field_validator("ca_bundle")
     @classmethod
@@ -95,7 +196,7 @@ class TenantSettings(_Strict):
 
     @field_validator("streams")
     @classmethod
-    def _streams_not_empty(cls, value: list[StreamName]) -> list[StreamName]:
+    def _streams_not_empty(cls, value: list[ConfiguredStream]) -> list[ConfiguredStream]:
         if not value:
             raise ValueError(f"list at least one stream, e.g. {list(STREAMS)}")
         if len(set(value)) != len(value):
@@ -143,6 +244,21 @@ class CollectionSettings(_Strict):
         return self
 
 
+class ObservabilitySettings(_Strict):
+    """The ``/metrics``, ``/healthz`` and ``/readyz`` endpoints (off unless ``listen`` is set)."""
+
+    listen: str | None = Field(None, pattern=r"^[^:\s]+:\d{1,5}$")  # host:port
+    readiness_max_lag_secs: float = Field(900.0, gt=0)
+    readiness_max_sink_failure_secs: float = Field(300.0, gt=0)
+
+    def address(self) -> tuple[str, int] | None:
+        """``(host, port)`` or ``None`` when disabled."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host, int(port)
+
+
 class Settings(_Strict):
     """The whole configuration file."""
 
@@ -150,6 +266,7 @@ class Settings(_Strict):
     tenants: list[TenantSettings] = Field(min_length=1)
     collection: CollectionSettings = CollectionSettings()
     sinks: list[SinkSettings] = Field(min_length=1)
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @field_validator("tenants")
     @classmethod

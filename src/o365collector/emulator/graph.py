@@ -196,7 +196,9 @@ def _admit(data: TenantData, claims: Mapping[str, Any], quota: TenantQuota, now:
     if not data.spec.service_principal:
         raise GraphError(401, "Unauthorized", SERVICE_PRINCIPAL_MESSAGE)
     roles = claims.get("roles")
-    if not isinstance(roles, list) or MESSAGE_TRACE_ROLE not in roles:
+    if not isinstance(roles, list):  # a delegated token: the user's consented scopes
+        roles = str(claims.get("scp", "")).split()
+    if MESSAGE_TRACE_ROLE not in roles:
         have = ",".join(str(r) for r in roles) if isinstance(roles, list) else ""
         raise GraphError(
             403,

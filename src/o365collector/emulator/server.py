@@ -21,6 +21,7 @@ from .faults import DROP, FaultPlan, FaultRule
 from .generate import generate_tenant
 from .graph import GraphApi, not_found
 from .quota import TenantQuota
+from .reporting import ReportingApi
 from .responses import Response, json_response
 from .settings import EmulatorSettings
 from .ticks import parse_odata_datetime, to_ticks
@@ -70,6 +71,9 @@ class Emulator:
         self._tokens = TokenService(settings.tenants, settings.token_lifetime_secs, self._clock)
         self.faults = FaultPlan()
         self._graph = GraphApi(settings, self._data, self._quotas, self._tokens, self._clock)
+        self._reporting = ReportingApi(
+            settings, self._data, self._quotas, self._tokens, self._clock
+        )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -145,6 +149,8 @@ class Emulator:
                 return self._tokens.token_endpoint(parts[0], v1=v1, method=method, form=form)
         if GraphApi.owns(path):
             return self._graph.handle(method, path, split.query, headers)
+        if ReportingApi.owns(path):
+            return self._reporting.handle(method, path, split.query, headers)
         return not_found(method, path)
 
     def _faults_control(self, method: str, body: bytes) -> Response:
@@ -178,6 +184,8 @@ class Emulator:
             )
         if path == "/_emulator/stats":
             return json_response(200, self.stats(tenant))
+        if "report" in params:  # an RWS report's ground truth
+            return self._reporting.ground_truth_response(self._tenant(tenant), params["report"])
         visible_by = None
         if "visible_by" in params:
             try:

@@ -10,6 +10,14 @@ from typing import Any
 from o365collector.errors import ConfigError
 
 MESSAGE_TRACE_ROLE = "ExchangeMessageTrace.Read.All"
+RWS_DELEGATED_SCOPE = "ReportingWebService.Read"
+REPORTING_ROLE = "ReportingWebService.Read.All"  # Office 365 Exchange Online app permission
+# Directory roles whose members (or service principals) may read RWS reports (api-facts §2.2).
+READER_ROLES = frozenset(
+    {"Global Reader", "Security Reader", "Global Administrator", "Exchange Administrator"}
+)
+OFFICE_PUBLIC_CLIENT_ID = "d3590ed6-52b3-4102-aeff-aad2292ab01c"
+SIGN_IN_REFUSALS = frozenset({50076, 50079, 50158, 53003})
 
 
 class EmulatorSettingsError(ConfigError, ValueError):
@@ -32,6 +40,20 @@ class TenantSpec:
             ``ExchangeMessageTrace.Read.All`` the Graph API answers 403.
         service_principal: False emulates a tenant that lacks the service principal of
             app 8bd644d1-64a1-4d4b-ae52-2e0cbf64e373: the Graph API answers 401.
+        secret_expired: The client secret is right but expired (AADSTS7000222).
+        certificate: PEM certificate uploaded to the app: client assertions signed by its
+            key are accepted.
+        username: A user who may sign in with the password flow (with ``password``).
+        password: That user's password. Never echoed or logged.
+        public_client_id: The public client the password flow must use.
+        sign_in_refusal: AADSTS code refusing every password sign-in after the password
+            check: 50076 / 50079 (MFA), 50158 (external challenge), 53003 (conditional
+            access).
+        delegated_scopes: The ``scp`` of tokens issued to the user.
+        directory_roles: Entra ID roles of the app's service principal; without one of
+            ``READER_ROLES`` the Reporting Web Service answers 403 "No permission…".
+        rws_reports: Reports the tenant's RWS service document lists (None: all); others
+            answer 404.
     """
 
     tenant_id: str
@@ -41,11 +63,26 @@ class TenantSpec:
     rows: int = 10_000
     quota_requests: int = 100
     quota_window_secs: float = 300.0
-    roles: list[str] = field(default_factory=lambda: [MESSAGE_TRACE_ROLE])
+    roles: list[str] = field(default_factory=lambda: [MESSAGE_TRACE_ROLE, REPORTING_ROLE])
     service_principal: bool = True
+    secret_expired: bool = False
+    certificate: str | None = None
+    username: str | None = None
+    password: str | None = None
+    public_client_id: str = OFFICE_PUBLIC_CLIENT_ID
+    sign_in_refusal: int | None = None
+    delegated_scopes: list[str] = field(
+        default_factory=lambda: [MESSAGE_TRACE_ROLE, RWS_DELEGATED_SCOPE]
+    )
+    directory_roles: list[str] = field(default_factory=lambda: ["Global Reader"])
+    rws_reports: list[str] | None = None
 
     def __post_init__(self) -> None:
         """Validate the spec; raises EmulatorSettingsError naming the field."""
+        if self.sign_in_refusal is not None and self.sign_in_refusal not in SIGN_IN_REFUSALS:
+            raise EmulatorSettingsError(
+                f"tenants[].sign_in_refusal: one of {sorted(SIGN_IN_REFUSALS)} (AADSTS codes)"
+            )
         for name in ("tenant_id", "client_id", "client_secret", "domain"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
@@ -94,6 +131,9 @@ class EmulatorSettings:
         anchor: UTC end of the history span; None means the clock at construction.
         max_top: Largest accepted ``$top``.
         default_top: Page size when ``$top`` is absent.
+        rws_aggregate_delay_secs: How long after its end an RWS aggregate bucket appears.
+        rws_max_top: Largest RWS ``$top`` (and the RWS page size without one).
+        rws_skiptoken_ceiling: RWS ``$skiptoken`` from which the service answers 500.
     """
 
     seed: int = 1
@@ -111,6 +151,9 @@ class EmulatorSettings:
     anchor: datetime | None = None
     max_top: int = 5000
     default_top: int = 1000
+    rws_aggregate_delay_secs: float = 3600.0
+    rws_max_top: int = 2000
+    rws_skiptoken_ceiling: int = 999_999
 
     def __post_init__(self) -> None:
         """Validate the settings; raises EmulatorSettingsError naming the field."""
@@ -133,6 +176,10 @@ class EmulatorSettings:
             raise EmulatorSettingsError("anchor: must be timezone-aware (UTC)")
         if self.max_top < 1 or not 1 <= self.default_top <= self.max_top:
             raise EmulatorSettingsError("default_top/max_top: need 1 <= default_top <= max_top")
+        if self.rws_aggregate_delay_secs < 0:
+            raise EmulatorSettingsError("rws_aggregate_delay_secs: must be >= 0")
+        if self.rws_max_top < 1 or self.rws_skiptoken_ceiling < 1:
+            raise EmulatorSettingsError("rws_max_top/rws_skiptoken_ceiling: must be >= 1")
 
 
 # Field name -> expected kind in a mapping: "str", "int", "float", "range", "bool", "roles".
@@ -146,6 +193,15 @@ _TENANT_KINDS = {
     "quota_window_secs": "float",
     "roles": "roles",
     "service_principal": "bool",
+    "secret_expired": "bool",
+    "certificate": "str",
+    "username": "str",
+    "password": "str",
+    "public_client_id": "str",
+    "sign_in_refusal": "int",
+    "delegated_scopes": "roles",
+    "directory_roles": "roles",
+    "rws_reports": "roles",
 }
 _SETTINGS_KINDS = {
     "seed": "int",
@@ -161,6 +217,9 @@ _SETTINGS_KINDS = {
     "token_lifetime_secs": "int",
     "max_top": "int",
     "default_top": "int",
+    "rws_aggregate_delay_secs": "float",
+    "rws_max_top": "int",
+    "rws_skiptoken_ceiling": "int",
 }
 
 

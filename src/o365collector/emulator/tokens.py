@@ -1,4 +1,4 @@
-"""Entra ID token endpoint (v1 and v2 client credentials), HS256 access tokens and their checks."""
+"""Entra ID token endpoint (v1/v2: secret, certificate, password), HS256 tokens and checks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ import orjson
 
 from .responses import GraphError, Response, json_response
 from .settings import TenantSpec
+from .signin import EntraError, check_assertion, check_public_client, check_user, missing
 from .ticks import format_entra
 
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
@@ -27,6 +28,19 @@ RESOURCES = {  # accepted resource identifiers -> token audience
     "https://manage.office.com": "https://manage.office.com",
 }
 _OIDC_SCOPES = {"openid", "profile", "offline_access", "email"}
+_EXCHANGE = frozenset({"https://outlook.office365.com", "https://outlook.office.com"})
+# Permissions belong to one API: a token carries only those of its audience.
+_PERMISSION_AUDIENCES = {
+    "ExchangeMessageTrace.Read.All": frozenset({GRAPH_AUDIENCE}),
+    "ReportingWebService.Read.All": _EXCHANGE,
+    "ReportingWebService.Read": _EXCHANGE,
+}
+
+
+def _for_audience(permissions: list[str], audience: str) -> list[str]:
+    return [p for p in permissions if audience in _PERMISSION_AUDIENCES.get(p, {audience})]
+
+
 _WWW_AUTHENTICATE = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
     f'authorize", client_id="{GRAPH_APP_ID}"'
@@ -39,23 +53,6 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class _EntraError(Exception):
-    """A token endpoint refusal: HTTP status, OAuth error, AADSTS code and text."""
-
-    def __init__(self, status: int, error: str, code: int, text: str) -> None:
-        super().__init__(text)
-        self.status, self.error, self.code, self.text = status, error, code, text
-
-
-def _missing(name: str) -> _EntraError:
-    return _EntraError(
-        400,
-        "invalid_request",
-        900144,
-        f"The request body must contain the following parameter: '{name}'.",
-    )
 
 
 class InvalidTokenError(GraphError):
@@ -94,7 +91,7 @@ class TokenService:
         lower = name.lower()
         return self._by_id.get(lower) or self._by_domain.get(lower)
 
-    def _error(self, exc: _EntraError) -> Response:
+    def _error(self, exc: EntraError) -> Response:
         now = self._clock()
         trace_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
         stamp = format_entra(now)
@@ -116,18 +113,18 @@ class TokenService:
         if v1:
             resource = form.get("resource", "").strip()
             if not resource:
-                raise _missing("resource")
+                raise missing("resource")
         else:
             scopes = [s for s in form.get("scope", "").split() if s.lower() not in _OIDC_SCOPES]
             if not scopes:
-                raise _EntraError(
+                raise EntraError(
                     400,
                     "invalid_scope",
                     70011,
                     "The provided request must include a 'scope' input parameter.",
                 )
             if len(scopes) != 1 or not scopes[0].endswith("/.default"):
-                raise _EntraError(
+                raise EntraError(
                     400,
                     "invalid_scope",
                     1002012,
@@ -138,7 +135,7 @@ class TokenService:
             resource = scopes[0].removesuffix("/.default")
         audience = RESOURCES.get(resource.rstrip("/"))
         if audience is None:
-            raise _EntraError(
+            raise EntraError(
                 400,
                 "invalid_resource",
                 500011,
@@ -154,7 +151,7 @@ class TokenService:
     ) -> tuple[TenantSpec, str]:
         """Validate a token request in Entra's order; return (tenant, audience)."""
         if method != "POST":
-            raise _EntraError(
+            raise EntraError(
                 400,
                 "invalid_request",
                 900561,
@@ -162,7 +159,7 @@ class TokenService:
             )
         spec = self.tenant(tenant)
         if spec is None:
-            raise _EntraError(
+            raise EntraError(
                 400,
                 "invalid_request",
                 90002,
@@ -173,9 +170,14 @@ class TokenService:
             )
         grant = form.get("grant_type", "")
         if not grant:
-            raise _missing("grant_type")
+            raise missing("grant_type")
+        if grant == "password":
+            check_public_client(spec, form)
+            audience = self._audience(v1, form, spec)
+            check_user(spec, form)
+            return spec, audience
         if grant != "client_credentials":
-            raise _EntraError(
+            raise EntraError(
                 400,
                 "unsupported_grant_type",
                 70003,
@@ -183,9 +185,9 @@ class TokenService:
             )
         client_id = form.get("client_id", "")
         if not client_id:
-            raise _missing("client_id")
+            raise missing("client_id")
         if client_id.lower() != spec.client_id.lower():
-            raise _EntraError(
+            raise EntraError(
                 400,
                 "unauthorized_client",
                 700016,
@@ -195,9 +197,13 @@ class TokenService:
                 "may have sent your authentication request to the wrong tenant.",
             )
         audience = self._audience(v1, form, spec)
+        assertion = form.get("client_assertion", "")
+        if assertion:
+            check_assertion(spec, tenant, form, assertion, self._clock())
+            return spec, audience
         secret = form.get("client_secret", "")
         if not secret:
-            raise _EntraError(
+            raise EntraError(
                 401,
                 "invalid_client",
                 7000216,
@@ -205,13 +211,23 @@ class TokenService:
                 "for the 'client_credentials' grant type.",
             )
         if not hmac.compare_digest(secret.encode(), spec.client_secret.encode()):
-            raise _EntraError(
+            raise EntraError(
                 401,
                 "invalid_client",
                 7000215,
                 "Invalid client secret provided. Ensure the secret being sent in the request is "
                 "the client secret value, not the client secret ID, for a secret added to app "
                 f"'{spec.client_id}'.",
+            )
+        if spec.secret_expired:
+            raise EntraError(
+                401,
+                "invalid_client",
+                7000222,
+                f"The provided client secret keys for app '{spec.client_id}' are expired. "
+                "Visit the Azure portal to create new keys for your app: "
+                "https://aka.ms/NewClientSecret, or consider using certificate credentials for "
+                "added security: https://aka.ms/certCreds.",
             )
         return spec, audience
 
@@ -231,16 +247,18 @@ class TokenService:
         """
         try:
             spec, audience = self._check(tenant, v1, method, form)
-        except _EntraError as exc:
+        except EntraError as exc:
             return self._error(exc)
-        return self._issue(spec, audience, v1=v1)
+        user = form.get("username") if form.get("grant_type") == "password" else None
+        return self._issue(spec, audience, v1=v1, user=user)
 
-    def _issue(self, spec: TenantSpec, audience: str, *, v1: bool) -> Response:
+    def _issue(self, spec: TenantSpec, audience: str, *, v1: bool, user: str | None) -> Response:
         iat = int(self._clock().timestamp())
         exp = iat + self._lifetime
         issuer = f"https://sts.windows.net/{spec.tenant_id}/"
-        oid = str(uuid.UUID(bytes=hashlib.sha256(spec.client_id.encode()).digest()[:16], version=4))
-        claims = {
+        subject = user or spec.client_id
+        oid = str(uuid.UUID(bytes=hashlib.sha256(subject.encode()).digest()[:16], version=4))
+        claims: dict[str, Any] = {
             "aud": audience,
             "iss": issuer,
             "iat": iat,
@@ -252,12 +270,21 @@ class TokenService:
             "idp": issuer,
             "idtyp": "app",
             "oid": oid,
-            "roles": list(spec.roles),
+            "roles": _for_audience(spec.roles, audience),
             "sub": oid,
             "tid": spec.tenant_id,
             "uti": _b64(secrets.token_bytes(16)),
             "ver": "1.0",
         }
+        if user is not None:  # a delegated token: the user's scopes, no application roles
+            del claims["roles"]
+            claims.update(
+                appid=spec.public_client_id,
+                appidacr="0",
+                idtyp="user",
+                scp=" ".join(_for_audience(spec.delegated_scopes, audience)),
+                upn=user,
+            )
         header = {"typ": "JWT", "alg": "HS256", "kid": "o365collector-emulator"}
         signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
         signature = hmac.new(self._key, signing_input.encode(), hashlib.sha256).digest()
@@ -284,8 +311,12 @@ class TokenService:
             200, body, headers=[("Cache-Control", "no-store, no-cache"), ("Pragma", "no-cache")]
         )
 
-    def authenticate(self, authorization: str | None) -> dict[str, Any]:
-        """Verify a Graph request's ``Authorization: Bearer`` token and return its claims.
+    def authenticate(
+        self,
+        authorization: str | None,
+        audiences: Collection[str] = (GRAPH_AUDIENCE, GRAPH_APP_ID),
+    ) -> dict[str, Any]:
+        """Verify a request's ``Authorization: Bearer`` token (for one of ``audiences``).
 
         Raises:
             InvalidTokenError: Missing, malformed, wrongly signed, wrong audience, unknown tenant,
@@ -311,7 +342,7 @@ class TokenService:
         if not hmac.compare_digest(signature, expected) or not isinstance(claims, dict):
             raise InvalidTokenError("Access token validation failed: signature validation failed.")
         tenant = str(claims.get("tid", ""))
-        if claims.get("aud") not in (GRAPH_AUDIENCE, GRAPH_APP_ID):
+        if claims.get("aud") not in audiences:
             raise InvalidTokenError("Access token validation failure. Invalid audience.", tenant)
         if self.tenant(tenant) is None:
             raise InvalidTokenError("Access token validation failed: unknown tenant.")

@@ -53,6 +53,7 @@ class RequestBudget:
         self._waiters: list[tuple[int, int, asyncio.Future[list[float]]]] = []
         self._order = itertools.count()
         self._pump_task: asyncio.Task[None] | None = None
+        self._pump_priority: int | None = None  # priority the sleeping pump waits for
         self.throttled = 0
         self.used = 0
 
@@ -68,7 +69,13 @@ class RequestBudget:
     async def _acquire(self, priority: int) -> list[float]:
         future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (priority, next(self._order), future))
+        waiting_for = self._pump_priority
         if self._pump_task is None or self._pump_task.done():
+            self._pump_task = asyncio.create_task(self._pump())
+        elif waiting_for is not None and priority < waiting_for:
+            # The pump sleeps for a lower-priority request that may wait longer (the
+            # reserve); restart it so this one is considered now.
+            self._pump_task.cancel()
             self._pump_task = asyncio.create_task(self._pump())
         try:
             return await future
@@ -86,7 +93,11 @@ class RequestBudget:
                 continue
             wait = self._wait_for(priority)
             if wait > 0:
-                await self._clock.sleep(wait)
+                self._pump_priority = priority
+                try:
+                    await self._clock.sleep(wait)
+                finally:
+                    self._pump_priority = None
                 continue
             heapq.heappop(self._waiters)
             slot = [_IN_FLIGHT]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -11,6 +13,7 @@ import orjson
 from o365collector.http.backoff import parse_retry_after
 
 GRAPH_SP_APP_ID = "8bd644d1-64a1-4d4b-ae52-2e0cbf64e373"
+_HTML_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 class Action(enum.Enum):
@@ -92,4 +95,120 @@ def _graph_error_message(response: httpx.Response) -> str:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         err = body["error"]
         return f"{err.get('code', '?')}: {err.get('message', '')}"
+    return str(body)[:200]
+
+
+# --- Reporting Web Service (api-facts §2.6) ------------------------------------------------
+
+RWS_ROLE_FIX = (
+    "assign the app's service principal the Global Reader or Security Reader role "
+    "(Entra ID > Roles and administrators), then restart so a fresh token carries it"
+)
+RWS_CREDENTIALS_FIX = (
+    "check tenant_id, client_id and the credential, that the token scope is Exchange "
+    "Online's (https://outlook.office365.com/.default), and that the app has the Office 365 "
+    "Exchange Online application permission ReportingWebService.Read.All with admin consent"
+)
+_NO_PERMISSION = "no permission to access the report"
+
+
+def classify_reporting(  # noqa: PLR0911 - one return per row of the table
+    response: httpx.Response, decode: Callable[[bytes], object] | None = None
+) -> Verdict:
+    """Classify a Reporting Web Service response (api-facts §2.6).
+
+    ``decode`` turns a 200 body into the verdict's ``body`` (a report page, the service
+    document) and raises ``ValueError`` for anything else: an HTML sign-in page, Atom XML
+    where JSON was asked, an error object. Such a 200 is retried, never read as "no rows".
+    Without ``decode`` a 200 must be a JSON object.
+    """
+    status = response.status_code
+    if status == 200:
+        try:
+            body = (decode or _json_object)(response.content)
+        except ValueError as exc:
+            ctype = response.headers.get("content-type", "?")
+            return Verdict(Action.RETRY, f"HTTP 200 with an unexpected body ({ctype}): {exc}")
+        return Verdict(Action.OK, "ok", body=body)
+    message = _rws_error_message(response)
+    report = _report_name(response)
+    if status == 401:
+        return Verdict(
+            Action.REFRESH_AUTH,
+            f"HTTP 401 from the Reporting Web Service, credentials refused: {RWS_CREDENTIALS_FIX}. "
+            f"Microsoft said: {message}",
+        )
+    if status == 403:
+        if _NO_PERMISSION in message.lower():
+            return Verdict(
+                Action.FAIL_PERMISSION,
+                f"HTTP 403: no directory role may read reports: {RWS_ROLE_FIX}. "
+                f"Microsoft said: {message}",
+            )
+        return Verdict(
+            Action.FAIL_PERMISSION,
+            f"HTTP 403: {RWS_ROLE_FIX}; and check ReportingWebService.Read.All has admin "
+            f"consent. Microsoft said: {message}",
+        )
+    if status == 404:
+        return Verdict(
+            Action.FAIL_SETUP,
+            f"HTTP 404: report {report} is not offered to this tenant (it is missing from the "
+            f"tenant's service document, or retired): remove `rws.{report}` from the tenant's "
+            f"streams, or license the tenant for it. Microsoft said: {message}",
+        )
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return Verdict(Action.RATE_LIMITED, f"HTTP 429 throttled: {message}", retry_after)
+    if status == 400:
+        return Verdict(
+            Action.FAIL_REQUEST,
+            f"HTTP 400: the Reporting Web Service rejected the query for {report}; this is a "
+            f"collector bug, please report it. Microsoft said: {message}",
+        )
+    if status in (408, 409, 425) or status >= 500:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return Verdict(Action.RETRY, f"HTTP {status}: {message}", retry_after)
+    return Verdict(Action.FAIL_REQUEST, f"HTTP {status}: {message}")
+
+
+def _json_object(content: bytes) -> object:
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError("the body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise ValueError("the body is not a JSON object")  # noqa: TRY004 - decoder contract
+    return body
+
+
+def _report_name(response: httpx.Response) -> str:
+    """The report a request asked for: the last segment of its path (``?`` if none)."""
+    try:
+        path = response.request.url.path
+    except RuntimeError:  # a response built without its request (tests)
+        return "?"
+    segment = path.rstrip("/").rsplit("/", 1)[-1]
+    return "?" if not segment or segment.lower() == "reporting.svc" else segment
+
+
+def _rws_error_message(response: httpx.Response) -> str:
+    """What RWS said: OData verbose/light error, its 403 object, or an HTML page's title."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        text = response.text
+        title = _HTML_TITLE.search(text)
+        if title is not None:
+            return title.group(1).strip()
+        return text.strip().replace("\n", " ")[:200] or "(empty body)"
+    if isinstance(body, dict):
+        error = body.get("odata.error") or body.get("error")
+        if isinstance(error, dict):
+            inner = error.get("message")
+            text = str(inner.get("value", "") if isinstance(inner, dict) else inner or "")
+            code = error.get("code") or ""
+            return f"{code}: {text}" if code else str(text)
+        if "Message" in body:
+            return str(body["Message"])
     return str(body)[:200]

@@ -96,6 +96,10 @@ class ApiClient:
             )
             await self.clock.sleep(delay)
 
+    def _gauge_budget(self) -> None:
+        metrics.BUDGET_IN_WINDOW.labels(tenant=self.tenant).set(self.budget.in_window())
+        metrics.BUDGET_LIMIT.labels(tenant=self.tenant).set(self.budget.limit)
+
     async def _attempt(
         self,
         url: str,
@@ -112,9 +116,11 @@ class ApiClient:
             async with self.budget.spend(priority):
                 response = await self.http.get(url, headers={"Authorization": f"Bearer {token}"})
         except httpx.TransportError as exc:
+            self._gauge_budget()
             metrics.HTTP_REQUESTS.labels(api=api, status_class="error").inc()
             return classify_transport_error(exc)
         metrics.HTTP_REQUESTS.labels(api=api, status_class=f"{response.status_code // 100}xx").inc()
+        self._gauge_budget()
         return classify(response)
 
 

@@ -90,3 +90,21 @@ BUDGET_LIMIT = Gauge(
     ["tenant"],
     registry=REGISTRY,
 )
+BUFFER_PUSHED = Counter(
+    "buffer_pushed_events_total",
+    "Events queued for a sink (queue depth = pushed - popped).",
+    ["sink"],
+    registry=REGISTRY,
+)
+BUFFER_POPPED = Counter(
+    "buffer_popped_events_total",
+    "Events taken from a sink's queue for delivery.",
+    ["sink"],
+    registry=REGISTRY,
+)
+STREAM_UP = Gauge(
+    "stream_up",
+    "1 while a stream commits windows, 0 after it failed (credentials, permission, setup).",
+    ["tenant", "stream"],
+    registry=REGISTRY,
+)

@@ -120,6 +120,7 @@ class SinkRunner:
         self.delivered = 0
         self.discarded = 0
         self.dropped = 0
+        self.failing_since: float | None = None  # monotonic time of the first failed retry
 
     async def offer(self, events: Sequence[Event]) -> asyncio.Future[None]:
         """Queue ``events`` (waiting while the queue is full); the future marks their fate.
@@ -141,6 +142,7 @@ class SinkRunner:
             done.set_result(None)
             return done
         await self.queue.put(_Item(events, done))
+        metrics.BUFFER_PUSHED.labels(sink=self.sink.name).inc(len(events))
         return done
 
     async def run(self) -> None:
@@ -153,6 +155,7 @@ class SinkRunner:
                 items.append(item)
                 count += len(item.events)
             events = [e for item in items for e in item.events]
+            metrics.BUFFER_POPPED.labels(sink=self.sink.name).inc(len(events))
             for start in range(0, len(events), self.batch_max_events):
                 await self._deliver(events[start : start + self.batch_max_events])
             for item in items:
@@ -175,10 +178,13 @@ class SinkRunner:
                 result = DeliveryResult.retry(f"sink raised {type(exc).__name__}")
             if result.status is DeliveryStatus.DELIVERED:
                 self._count_sent(len(events))
+                self.failing_since = None
                 return
             events = await self._settle(events, result)
             if result.status is DeliveryStatus.REJECTED or not events:
                 return
+            if self.failing_since is None:
+                self.failing_since = self.clock.monotonic()
             delay = backoff.next_delay(result.retry_after_secs) or 0.0
             metrics.ERRORS.labels(stage="sending", error_type="sink_retry").inc()
             log.warning(

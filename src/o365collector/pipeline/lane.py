@@ -137,7 +137,7 @@ class WindowReader:
             metrics.NEW_FACTS.labels(
                 tenant=ident.tenant, stream=ident.stream, lane=self.lane, kind="status_change"
             ).inc(status_changes)
-        if self.lane.startswith("resweep") or self.lane == "final":
+        if self.lane.startswith("resweep"):
             self.ctx.progress.late_rows += new_rows
             self.ctx.progress.status_changes += status_changes
 

@@ -19,7 +19,8 @@ class StreamProgress:
     watermark: datetime | None = None
     state: str = "starting"
     error: str = ""
-    late_rows: int = 0  # first delivered by a re-sweep or the final lane
+    lane_marks: dict[str, datetime] = field(default_factory=dict)
+    late_rows: int = 0  # first delivered by a re-sweep: late rows the live lane missed
     status_changes: int = 0
 
 

@@ -50,9 +50,11 @@ class StreamWorker:
         self._marks: dict[str, datetime] = {}
         self._has_live = any(lane.name == "live" for lane in plan.lanes)
         self._last_expiry: datetime | None = None
+        self._healthy = False
 
     async def run(self, stop: asyncio.Event, *, once: bool) -> None:
         """Run all lanes; the first permanent failure stops the others and is raised."""
+        self._healthy = False
         self._init_marks()
         lane_stop = asyncio.Event()
         relay = asyncio.create_task(_relay(stop, lane_stop))
@@ -88,7 +90,7 @@ class StreamWorker:
         for lane in self.plan.lanes:
             if not isinstance(lane, WatermarkLane):
                 continue
-            start = first
+            start = lane.start or first
             if lane.name == "live":
                 start = live_start(first, now, self.plan.horizon_secs)
             self._marks[lane.name] = self.store.ensure_watermark(
@@ -133,7 +135,7 @@ class StreamWorker:
                 self._expire_dedup()
                 window, wait = self._next_window(lane, settings, reader)
                 if window is None:
-                    if once:
+                    if once or (lane.until is not None and self._marks[lane.name] >= lane.until):
                         break
                     await wait_or_stop(stop, wait)
                     continue
@@ -141,7 +143,7 @@ class StreamWorker:
             window, link = resume
             started = self.ctx.clock.now()
             if lane.name == "live":
-                self.progress.window = str(window)
+                self.progress.window = window.short()
             try:
                 finished = await reader.read(
                     window,
@@ -181,6 +183,10 @@ class StreamWorker:
                 requested_start=self._marks[lane.name].isoformat(),
             )
         window = plan.window
+        if lane.until is not None and window is not None:
+            if window.start >= lane.until:
+                return None, 0.0
+            window = TimeWindow(window.start, min(window.end, lane.until))
         if window is not None and lane.name == "final" and self._has_live:
             # Never read ahead of `live`: it will read that span itself, and the span
             # becomes final's to re-read only once it is older than the horizon.
@@ -207,6 +213,12 @@ class StreamWorker:
             metrics.LANE_WATERMARK_LAG.labels(
                 tenant=self.id.tenant, stream=self.id.stream, lane=lane
             ).set((now - window.end).total_seconds())
+            self.progress.lane_marks[lane] = window.end
+            if not self._healthy:
+                self._healthy = True
+                self.progress.error = ""
+                self.store.set_status(self.id.tenant, self.id.stream, "ok", "", now)
+                metrics.STREAM_UP.labels(tenant=self.id.tenant, stream=self.id.stream).set(1)
             if lane == "live" or not self._has_live:
                 self.progress.watermark = window.end
                 self.progress.windows += 1

@@ -41,6 +41,8 @@ class WatermarkLane:
     priority: Priority
     settle_secs: float
     min_window_secs: float
+    start: datetime | None = None  # first watermark; default: from initial_lookback_secs
+    until: datetime | None = None  # a bounded lane (backfill) stops here
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +129,9 @@ def _age_label(seconds: float) -> str:
     if seconds % 60 == 0:
         return f"{math.floor(seconds / 60)}m"
     return f"{math.floor(seconds)}s"
+
+
+def backfill_lane(start: datetime, until: datetime) -> WatermarkLane:
+    """A one-off lane reading ``[start, until)`` at the lowest priority, resumable by name."""
+    name = f"backfill:{start:%Y%m%dT%H%M%S}-{until:%Y%m%dT%H%M%S}"
+    return WatermarkLane(name, Priority.FINAL, 0.0, 1.0, start=start, until=until)

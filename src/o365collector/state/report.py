@@ -1,4 +1,4 @@
-"""``state show``: each stream's watermark, in-flight window and lag, as a table or JSON."""
+"""``state show``: each stream's lanes, watermarks, in-flight windows, lag and health."""
 
 from __future__ import annotations
 
@@ -10,30 +10,44 @@ from rich.console import Console
 from rich.table import Table
 
 from o365collector.config.model import Settings
-from o365collector.state.sqlite import SqliteStateStore
+from o365collector.state.sqlite import Checkpoint, SqliteStateStore
+
+_COLUMNS = ("tenant", "stream", "lane", "watermark", "lag_secs", "inflight_window", "health")
 
 
 def state_rows(settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
-    """One row per configured (tenant, stream), whether it ran yet or not."""
+    """One row per (tenant, stream, lane); a stream that never ran gets one row of its own."""
     moment = now or datetime.now(UTC)
     store = SqliteStateStore(settings.state_dir / "state.db")
     try:
         rows: list[dict[str, Any]] = []
         for tenant in settings.tenants:
             for stream in tenant.streams:
-                cp = store.load(tenant.label, stream)
-                lag = (moment - cp.watermark).total_seconds() if cp.watermark else None
-                rows.append(
-                    {
-                        "tenant": tenant.label,
-                        "stream": stream,
-                        "watermark": cp.watermark.isoformat() if cp.watermark else None,
-                        "inflight_window": str(cp.inflight) if cp.inflight else None,
-                        "resumes_mid_window": cp.next_link is not None,
-                        "lag_secs": round(lag, 1) if lag is not None else None,
-                        "updated_at": cp.updated_at.isoformat() if cp.updated_at else None,
-                    }
-                )
+                status = store.status(tenant.label, stream)
+                health = "unknown" if status is None else status[0]
+                error = "" if status is None else status[1]
+                lanes: list[tuple[str, Checkpoint | None]] = [
+                    *store.lanes(tenant.label, stream)
+                ] or [("—", None)]
+                for lane, cp in lanes:
+                    mark = cp.watermark if cp else None
+                    lag = (moment - mark).total_seconds() if mark else None
+                    rows.append(
+                        {
+                            "tenant": tenant.label,
+                            "stream": stream,
+                            "lane": lane,
+                            "watermark": mark.isoformat() if mark else None,
+                            "lag_secs": round(lag, 1) if lag is not None else None,
+                            "inflight_window": str(cp.inflight) if cp and cp.inflight else None,
+                            "resumes_mid_window": bool(cp and cp.next_link),
+                            "health": health,
+                            "error": error,
+                            "updated_at": cp.updated_at.isoformat()
+                            if cp and cp.updated_at
+                            else None,
+                        }
+                    )
         return rows
     finally:
         store.close()
@@ -47,13 +61,11 @@ def show_state(settings: Settings, *, as_json: bool) -> None:
         console.out(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode(), highlight=False)
         return
     table = Table(title=f"State in {settings.state_dir}")
-    for column in ("tenant", "stream", "watermark", "inflight_window", "lag_secs"):
+    for column in _COLUMNS:
         table.add_column(column)
     for row in rows:
-        table.add_row(
-            *(
-                str(row[c]) if row[c] is not None else "—"
-                for c in ("tenant", "stream", "watermark", "inflight_window", "lag_secs")
-            )
-        )
+        cells = [str(row[c]) if row[c] is not None else "—" for c in _COLUMNS]
+        if row["health"] == "failed":
+            cells[-1] = f"[red]failed[/]: {row['error']}"
+        table.add_row(*cells)
     console.print(table)

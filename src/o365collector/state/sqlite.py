@@ -33,6 +33,14 @@ CREATE TABLE IF NOT EXISTS seen (
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS seen_scope ON seen(scope);
+CREATE TABLE IF NOT EXISTS stream_status (
+    tenant TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    state TEXT NOT NULL,
+    error TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (tenant, stream)
+);
 CREATE INDEX IF NOT EXISTS seen_expiry ON seen(expires_at);
 """
 
@@ -135,6 +143,31 @@ class SqliteStateStore:
         """Record that all of ``window`` is delivered: the watermark moves to its end."""
         self._upsert((tenant, stream, lane), None, None, window.end, now)
 
+    def set_status(self, tenant: str, stream: str, state: str, error: str, now: datetime) -> None:
+        """Record a stream's health (``ok`` or ``failed`` with a redacted reason)."""
+        self._db.execute(
+            "INSERT INTO stream_status(tenant, stream, state, error, updated_at) "
+            "VALUES (?,?,?,?,?) ON CONFLICT(tenant, stream) DO UPDATE SET state=excluded.state, "
+            "error=excluded.error, updated_at=excluded.updated_at",
+            (tenant, stream, state, error, _iso(now)),
+        )
+
+    def status(self, tenant: str, stream: str) -> tuple[str, str] | None:
+        """``(state, error)`` last recorded for the stream, if any."""
+        row = self._db.execute(
+            "SELECT state, error FROM stream_status WHERE tenant=? AND stream=?", (tenant, stream)
+        ).fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    def lanes(self, tenant: str, stream: str) -> list[tuple[str, Checkpoint]]:
+        """Every lane checkpoint of one stream."""
+        rows = self._db.execute(
+            "SELECT lane, watermark, inflight_start, inflight_end, next_link, updated_at "
+            "FROM checkpoints WHERE tenant=? AND stream=? ORDER BY lane",
+            (tenant, stream),
+        ).fetchall()
+        return [(r[0], _row_to_checkpoint(r[1:])) for r in rows]
+
     def seen_statuses(self, row_keys: list[bytes]) -> dict[bytes, str]:
         """For each already delivered row key, the ``|``-joined statuses delivered for it."""
         found: dict[bytes, str] = {}
@@ -182,6 +215,7 @@ class SqliteStateStore:
             query += " AND stream=?"
             args.append(stream)
         removed = self._db.execute(query, args).rowcount
+        self._db.execute(query.replace("checkpoints", "stream_status"), args)
         if tenant is None:
             self._db.execute("DELETE FROM seen")
         elif stream is None:

@@ -1,0 +1,48 @@
+"""The native settings a foreign configuration maps to, plus what only that layout has."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from o365collector.config.base import Strict
+from o365collector.config.model import Settings
+
+
+class ServiceReset(Strict):
+    """A service's ``reset_persistence_auth`` value, for the streams that may collect it."""
+
+    tenant: int = Field(ge=0)  # index in ``tenants``
+    streams: list[str]
+    marker: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    parameter: str  # the seed's key path, for logs
+
+
+@dataclass(frozen=True, slots=True)
+class ResetMarker:
+    """Reset ``stream`` of ``tenant`` (its label) once, when ``marker`` differs from the last."""
+
+    tenant: str
+    stream: str
+    marker: str
+    parameter: str
+
+
+class CompatSettings(Settings):
+    """Settings loaded from a Devo or Sekoia configuration (``compat_*`` are set by the mapper)."""
+
+    compat_layout: str
+    compat_resets: list[ServiceReset] = Field(default_factory=list)
+
+    def reset_markers(self) -> list[ResetMarker]:
+        """Each configured reset, for every stream of its tenant that collects the service."""
+        markers: list[ResetMarker] = []
+        for reset in self.compat_resets:
+            tenant = self.tenants[reset.tenant]
+            markers.extend(
+                ResetMarker(tenant.label, stream, reset.marker, reset.parameter)
+                for stream in reset.streams
+                if stream in tenant.streams
+            )
+        return markers

@@ -1,0 +1,111 @@
+"""``/metrics``, ``/healthz`` and ``/readyz`` on a small asyncio HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from o365collector.clock import Clock
+from o365collector.observability import metrics
+from o365collector.pipeline.progress import Progress
+
+log = structlog.get_logger(__name__)
+
+_MAX_REQUEST_BYTES = 8192  # the stream limit: a longer request head is refused
+
+
+@dataclass
+class Readiness:
+    """Decides readiness: every stream fresh enough and not failed, every sink delivering."""
+
+    progress: Progress
+    sink_failing_since: Callable[[], Sequence[tuple[str, float | None]]]
+    clock: Clock
+    max_lag_secs: float
+    max_sink_failure_secs: float
+
+    def problems(self) -> list[str]:
+        """Why the collector is not ready (empty when it is)."""
+        now: datetime = self.clock.now()
+        found = []
+        for p in self.progress.streams.values():
+            if p.state == "failed":
+                found.append(f"{p.tenant}/{p.stream}: failed: {p.error}")
+            elif p.watermark is not None:
+                lag = (now - p.watermark).total_seconds()
+                if lag > self.max_lag_secs:
+                    found.append(
+                        f"{p.tenant}/{p.stream}: lag {lag:.0f} s > {self.max_lag_secs:.0f} s"
+                    )
+        monotonic = self.clock.monotonic()
+        for name, since in self.sink_failing_since():
+            if since is not None and monotonic - since > self.max_sink_failure_secs:
+                found.append(f"sink {name}: failing for {monotonic - since:.0f} s")
+        return found
+
+
+class HealthServer:
+    """Serves the three endpoints until closed. Bind to loopback unless exposed on purpose."""
+
+    def __init__(self, host: str, port: int, readiness: Readiness) -> None:
+        """Configure; :meth:`start` listens."""
+        self.host = host
+        self.port = port
+        self.readiness = readiness
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Listen (``port`` 0 picks a free port, readable from :attr:`port` afterwards)."""
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self.port, limit=_MAX_REQUEST_BYTES
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("Health and metrics endpoints listening.", address=f"{self.host}:{self.port}")
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            path = head.split(b" ", 2)[1].decode("ascii", "replace").split("?", 1)[0]
+            status, ctype, body = self._route(path)
+        except (
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+            ValueError,
+            IndexError,
+        ):
+            status, ctype, body = 400, "text/plain", b"bad request\n"
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}
+        writer.write(
+            f"HTTP/1.1 {status} {reason[status]}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    def _route(self, path: str) -> tuple[int, str, bytes]:
+        if path == "/metrics":
+            return 200, CONTENT_TYPE_LATEST, generate_latest(metrics.REGISTRY)
+        if path == "/healthz":
+            return 200, "text/plain", b"ok\n"
+        if path == "/readyz":
+            problems = self.readiness.problems()
+            body = orjson.dumps({"ready": not problems, "problems": problems})
+            return (503 if problems else 200), "application/json", body + b"\n"
+        return 404, "text/plain", b"not found\n"

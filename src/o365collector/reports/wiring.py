@@ -1,0 +1,183 @@
+"""Build the source of a configured stream, and its plan, from the catalog and the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from o365collector.config.model import GRAPH_RETENTION_SECS, CollectionSettings, EndpointSettings
+from o365collector.http.client import ApiClient
+from o365collector.pipeline.stream import StreamPlan
+from o365collector.planning.lanes import Priority, Tier, WatermarkLane, build_lanes
+from o365collector.reports.catalog import CATALOG, ReportSpec
+from o365collector.reports.streams import (
+    AGGREGATE_SETTLE_DEFAULT_SECS,
+    ConfiguredStream,
+    DetailOptions,
+    ReportOptions,
+)
+from o365collector.sources.base import WindowSource
+from o365collector.sources.graph.message_trace import GraphMessageTraceSource
+from o365collector.sources.reporting.detail import DetailSource, GraphDetail, RwsDetail
+from o365collector.sources.reporting.source import ReportSource
+
+_DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltSource:
+    """A stream's source and the RWS reports the tenant must offer for it to run."""
+
+    source: WindowSource
+    needs_reports: tuple[str, ...] = ()
+
+
+def build_source(
+    stream: ConfiguredStream,
+    api: ApiClient,
+    endpoints: EndpointSettings,
+    collection: CollectionSettings,
+) -> BuiltSource:
+    """The source that reads ``stream`` for one tenant (its API client and endpoints)."""
+    options = stream.options
+    spec = stream.report
+    if spec is not None and isinstance(options, ReportOptions):
+        source = _report(spec, api, endpoints, collection, options.page_size)
+        return BuiltSource(source, (spec.name,))
+    if isinstance(options, DetailOptions):
+        return _detail(options, api, endpoints, collection)
+    return BuiltSource(_graph(api, endpoints, collection))
+
+
+def _graph(
+    api: ApiClient, endpoints: EndpointSettings, collection: CollectionSettings
+) -> GraphMessageTraceSource:
+    return GraphMessageTraceSource(
+        api,
+        graph_base=endpoints.graph_base(),
+        scope=endpoints.scope_for_graph(),
+        page_size=collection.page_size,
+        max_pages=collection.max_pages_per_window,
+    )
+
+
+def _report(
+    spec: ReportSpec,
+    api: ApiClient,
+    endpoints: EndpointSettings,
+    collection: CollectionSettings,
+    page_size: int,
+) -> ReportSource:
+    return ReportSource(
+        api,
+        spec,
+        base=endpoints.reporting_base(),
+        scope=endpoints.scope_for_reporting(),
+        page_size=page_size,
+        max_pages=collection.max_pages_per_window,
+    )
+
+
+def _detail(
+    options: DetailOptions,
+    api: ApiClient,
+    endpoints: EndpointSettings,
+    collection: CollectionSettings,
+) -> BuiltSource:
+    if options.api == "graph":
+        graph = GraphDetail(
+            api, graph_base=endpoints.graph_base(), scope=endpoints.scope_for_graph()
+        )
+        listing = _graph(api, endpoints, collection)
+        return BuiltSource(DetailSource(listing, graph, options.statuses))
+    rows = _report(CATALOG["MessageTrace"], api, endpoints, collection, options.page_size)
+    detail = _report(CATALOG["MessageTraceDetail"], api, endpoints, collection, 2000)
+    source = DetailSource(rows, RwsDetail(detail), options.statuses)
+    return BuiltSource(source, ("MessageTrace", "MessageTraceDetail"))
+
+
+def plan_for(stream: ConfiguredStream, collection: CollectionSettings) -> StreamPlan:
+    """How ``stream`` is read.
+
+    - Graph message trace and per-row reports: the lanes of ``collection`` (live,
+      re-sweeps, final), with the report's retention and query length.
+    - Aggregated reports: one lane reading each whole bucket once it has settled
+      (``settle_delay_secs``, default 90,000 s as in seed 004): buckets are final then,
+      and each is read by exactly one window.
+    - Message trace detail: one lane, at ``Priority.DETAIL``, over windows settled for
+      ``settle_delay_secs`` (default ``collection.horizon_secs``), so each row's final
+      status is known and its detail is fetched once.
+    """
+    options = stream.options
+    spec = stream.report
+    if isinstance(options, DetailOptions):
+        return _detail_plan(options, collection)
+    if spec is not None and isinstance(options, ReportOptions) and spec.aggregated:
+        return _settled_plan(spec, options, collection)
+    retention, longest = float(GRAPH_RETENTION_SECS), collection.max_window_secs
+    if spec is not None and isinstance(options, ReportOptions):
+        retention = spec.retention_secs
+        longest = min(longest, options.max_window_secs or spec.max_query_secs)
+    return lanes_plan(collection, retention_secs=retention, max_window_secs=longest)
+
+
+def lanes_plan(
+    collection: CollectionSettings, *, retention_secs: float, max_window_secs: float
+) -> StreamPlan:
+    """The lanes of ``collection`` (``fresh`` or ``fixed_delay``) for a per-row stream."""
+    fixed = collection.mode == "fixed_delay"
+    horizon = collection.fixed_delay_secs if fixed else collection.horizon_secs
+    lanes = build_lanes(
+        mode=collection.mode,
+        settle_delay_secs=collection.settle_delay_secs,
+        poll_interval_secs=collection.poll_interval_secs,
+        horizon_secs=horizon,
+        final_every_secs=collection.poll_interval_secs if fixed else collection.final_every_secs,
+        tiers=[Tier(t.max_age_secs, t.every_secs) for t in collection.resweeps],
+    )
+    return StreamPlan(
+        lanes=lanes,
+        initial_lookback_secs=collection.initial_lookback_secs,
+        horizon_secs=horizon,
+        retention_secs=retention_secs,
+        max_window_secs=max_window_secs,
+    )
+
+
+def _settled_plan(
+    spec: ReportSpec, options: ReportOptions, collection: CollectionSettings
+) -> StreamPlan:
+    bucket = spec.bucket_secs or _DAY
+    delay = options.settle_delay_secs
+    delay = AGGREGATE_SETTLE_DEFAULT_SECS if delay is None else delay
+    lanes = build_lanes(
+        mode="fixed_delay",
+        settle_delay_secs=delay,
+        poll_interval_secs=bucket,
+        horizon_secs=delay,
+        final_every_secs=bucket,
+        tiers=[],
+    )
+    longest = min(collection.max_window_secs, options.max_window_secs or spec.max_query_secs)
+    return StreamPlan(
+        lanes=lanes,
+        initial_lookback_secs=collection.initial_lookback_secs,
+        horizon_secs=delay,
+        # a window's first bucket starts up to one bucket before the window: keep it inside
+        retention_secs=spec.retention_secs - bucket,
+        max_window_secs=max(bucket, longest),
+    )
+
+
+def _detail_plan(options: DetailOptions, collection: CollectionSettings) -> StreamPlan:
+    delay = options.settle_delay_secs
+    delay = collection.horizon_secs if delay is None else delay
+    rws = options.api == "rws"
+    lane = WatermarkLane("final", Priority.DETAIL, delay, collection.poll_interval_secs)
+    longest = CATALOG["MessageTrace"].max_query_secs if rws else collection.max_window_secs
+    return StreamPlan(
+        lanes=[lane],
+        initial_lookback_secs=collection.initial_lookback_secs,
+        horizon_secs=max(delay, 3600.0),
+        retention_secs=CATALOG["MessageTrace"].retention_secs if rws else GRAPH_RETENTION_SECS,
+        max_window_secs=min(collection.max_window_secs, longest),
+    )

@@ -1,0 +1,297 @@
+"""One RWS report read window by window: query ranges, paging, ceiling splits, resumable links.
+
+A window becomes one or more *queries* ``(start, end, partition)``, read in time order and,
+within a range, partition by partition. Every page's next link names its query in its own
+``$filter``, so the work left after any link follows from the link alone: a stored link
+resumes the window after a restart without other state.
+
+- Per-row reports query the window as it is. RWS bound inclusivity is undocumented, so
+  windows are contiguous (next start = previous end) and the dedup store drops a row seen
+  at a boundary twice.
+- Aggregates query whole buckets only: ``[floor(start), floor(end))``. A bucket is read by
+  the window during which it ended, so the plan's settle delay applies to the whole
+  bucket; rows of other buckets (a range bound the service may include) are left to the
+  window that owns them. Summary reports query one bucket at a time.
+- ``$skiptoken`` is a row offset and fails past 999,999: a query whose next page would
+  cross it is not followed but read again in two halves (the dedup store drops what the
+  first attempt delivered).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+from urllib.parse import quote
+
+import structlog
+
+from o365collector.errors import BadRequestError, RestartWindowError, SourceError
+from o365collector.http.classify import classify_reporting
+from o365collector.http.client import ApiClient
+from o365collector.reports.catalog import ReportSpec
+from o365collector.sources.base import Page
+from o365collector.sources.reporting.dates import filter_literal
+from o365collector.sources.reporting.envelope import ReportPage, parse_envelope
+from o365collector.sources.reporting.paging import (
+    SKIPTOKEN_CEILING,
+    origin_of,
+    passes_ceiling,
+    query_value,
+    resolve_link,
+    skiptoken_of,
+    with_skiptoken,
+)
+from o365collector.sources.reporting.records import record_key, record_time
+from o365collector.windows import TimeWindow, parse_iso
+
+log = structlog.get_logger(__name__)
+
+MAX_TOP = 2000  # RWS pages hold at most 2000 rows (api-facts §1.5)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BOUND = r"{}\s+eq\s+datetime'([^']+)'"
+_START = re.compile(_BOUND.format("StartDate"), re.IGNORECASE)
+_END = re.compile(_BOUND.format("EndDate"), re.IGNORECASE)
+classify_report_page = functools.partial(classify_reporting, decode=parse_envelope)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One query of a window: the range ``[start, end)`` and the partition index."""
+
+    start: datetime
+    end: datetime
+    partition: int = 0
+
+
+class ReportSource:
+    """Reads one report of one tenant; a :class:`~o365collector.sources.base.WindowSource`."""
+
+    def __init__(
+        self,
+        api: ApiClient,
+        spec: ReportSpec,
+        *,
+        base: str,
+        scope: str,
+        page_size: int = MAX_TOP,
+        max_pages: int = 10_000,
+        skiptoken_ceiling: int = SKIPTOKEN_CEILING,
+    ) -> None:
+        """Bind to one tenant's API client and RWS root (``…/reporting.svc``)."""
+        if not 1 <= page_size <= MAX_TOP:
+            raise ValueError(f"page_size must be 1..{MAX_TOP}")
+        self.spec = spec
+        self._api = api
+        self._base = base.rstrip("/")
+        self._origin = origin_of(self._base)
+        self._scope = scope
+        self._page_size = page_size
+        self._max_pages = max_pages
+        self._ceiling = skiptoken_ceiling
+
+    # ------------------------------------------------------------------ query plan
+    def report_base(self) -> str:
+        """``…/reporting.svc/{Report}``."""
+        return f"{self._base}/{self.spec.name}"
+
+    def first_query(self, start: datetime, end: datetime) -> Query | None:
+        """The first query of ``[start, end)``, or ``None`` when it holds no whole query."""
+        bucket = self.spec.bucket_secs
+        if bucket is not None:
+            start, end = _floor(start, bucket), _floor(end, bucket)
+        if end <= start:
+            return None
+        step = bucket if bucket is not None and self.spec.query_per_bucket else None
+        span = step or max(self.spec.max_query_secs, bucket or 0.0)
+        return Query(start, min(end, start + timedelta(seconds=span)))
+
+    def query_filter(self, query: Query) -> str:
+        """The ``$filter`` of ``query``: both bounds with ``eq`` (they are input parameters)."""
+        clauses = [
+            f"StartDate eq {filter_literal(query.start)}",
+            f"EndDate eq {filter_literal(query.end)}",
+        ]
+        if self.spec.aggregate_by is not None:
+            clauses.append(f"AggregateBy eq '{self.spec.aggregate_by}'")
+        if self.spec.partitions:
+            clauses.append(self.spec.partitions[query.partition])
+        return " and ".join(clauses)
+
+    def query_url(self, query: Query) -> str:
+        """The URL of the first page of ``query`` (verbose JSON via ``$format=json``)."""
+        return (
+            f"{self.report_base()}?$filter={quote(self.query_filter(query), safe='')}"
+            f"&$top={self._page_size}&$format=json"
+        )
+
+    def first_url(self, window: TimeWindow) -> str | None:
+        """The URL of the window's first page; ``None`` when it holds no whole bucket."""
+        query = self.first_query(window.start, window.end)
+        return None if query is None else self.query_url(query)
+
+    def query_of(self, url: str) -> Query | None:
+        """The query a URL belongs to, read from its ``$filter``; ``None`` if it is not ours."""
+        text = query_value(url, "$filter")
+        if text is None:
+            return None
+        start, end = _START.search(text), _END.search(text)
+        if start is None or end is None:
+            return None
+        lowered = text.lower()
+        matches = [i for i, p in enumerate(self.spec.partitions) if p.lower() in lowered]
+        if self.spec.partitions and len(matches) != 1:
+            return None
+        try:
+            bounds = parse_iso(start.group(1)), parse_iso(end.group(1))
+        except ValueError:
+            return None
+        return Query(*bounds, matches[0] if matches else 0)
+
+    # ---------------------------------------------------------------------- reading
+    async def pages(
+        self, window: TimeWindow, resume_link: str | None, *, priority: int = 0
+    ) -> AsyncIterator[Page]:
+        """Yield every page of ``window``, from ``resume_link`` if given.
+
+        A window with no whole bucket yields one empty page (so it is committed) without
+        asking Microsoft.
+
+        Raises:
+            RestartWindowError: the stored ``resume_link`` is unusable or was refused.
+            SourceError: a link loops or leaves the host, a range with ~1 M rows cannot be
+                split further, or the window has more than ``max_pages`` pages.
+        """
+        if resume_link is not None:
+            query = self.query_of(resume_link)
+            if query is None or origin_of(resume_link) != self._origin:
+                msg = f"stored link is not a {self.spec.name} query; reading {window} again"
+                raise RestartWindowError(msg)
+            url = resume_link
+        else:
+            first = self.first_query(window.start, window.end)
+            if first is None:
+                yield Page([], None)
+                return
+            query, url = first, self.query_url(first)
+        seen = {url}
+        for index in range(self._max_pages):
+            page = await self._get(url, priority, refused_resume=index == 0 and bool(resume_link))
+            records = self._in_range(page.records, query)
+            follow = self._advance(url, page, query, window)
+            if follow is None:
+                yield Page(records, None)
+                return
+            url, query = follow
+            if url in seen:
+                msg = f"{self.spec.name}: the same next link came twice; stopping to avoid a loop"
+                raise SourceError(msg)
+            seen.add(url)
+            yield Page(records, url)
+        msg = f"window {window} of {self.spec.name} has more than {self._max_pages} pages"
+        raise SourceError(msg)
+
+    async def fetch_all(self, url: str, *, priority: int) -> list[dict[str, Any]]:
+        """Every row of one query URL, following its next links (for per-message detail)."""
+        rows: list[dict[str, Any]] = []
+        seen = {url}
+        for _ in range(self._max_pages):
+            page = await self._get(url, priority, refused_resume=False)
+            rows.extend(page.records)
+            if page.next_link is None:
+                return rows
+            url = resolve_link(url, page.next_link, self._origin)
+            if url in seen:
+                break
+            seen.add(url)
+        msg = f"{self.spec.name}: paging did not end; stopping to avoid a loop"
+        raise SourceError(msg)
+
+    def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
+        """The row's identity from the catalog's key fields (and status, if any)."""
+        return record_key(self.spec, record)
+
+    async def _get(self, url: str, priority: int, *, refused_resume: bool) -> ReportPage:
+        try:
+            body = await self._api.get_json(
+                url,
+                scope=self._scope,
+                classify=classify_report_page,
+                api="reporting",
+                priority=priority,
+            )
+        except BadRequestError as exc:
+            if refused_resume:
+                msg = f"stored next link refused ({exc}); reading the window again"
+                raise RestartWindowError(msg) from exc
+            raise
+        return cast(ReportPage, body)
+
+    def _in_range(self, records: list[dict[str, Any]], query: Query) -> list[dict[str, Any]]:
+        """Aggregates: drop rows of buckets outside the query (another window owns them)."""
+        if not self.spec.aggregated:
+            return records
+        kept = []
+        for record in records:
+            moment = record_time(self.spec, record)
+            if moment is None or query.start <= moment < query.end:
+                kept.append(record)
+        return kept
+
+    def _advance(
+        self, url: str, page: ReportPage, query: Query, window: TimeWindow
+    ) -> tuple[str, Query] | None:
+        """The next URL to read and its query, or ``None`` when the window is done."""
+        if page.next_link is not None:
+            link = resolve_link(url, page.next_link, self._origin)
+            offset = skiptoken_of(link)
+        elif len(page.records) >= self._page_size:
+            # With $top the service may not send a link: ask for the next offset until a
+            # short page (as Elastic's collector does).
+            offset = skiptoken_of(url) + len(page.records)
+            link = with_skiptoken(url, offset)
+        else:
+            return self._after(query, window)
+        if passes_ceiling(offset, self._page_size, self._ceiling):
+            half = self._split(query)
+            return self.query_url(half), half
+        return link, query
+
+    def _after(self, query: Query, window: TimeWindow) -> tuple[str, Query] | None:
+        """The query after ``query`` is complete: the next partition, else the next range."""
+        if query.partition + 1 < len(self.spec.partitions):
+            following = Query(query.start, query.end, query.partition + 1)
+            return self.query_url(following), following
+        nxt = self.first_query(query.end, window.end)
+        return None if nxt is None else (self.query_url(nxt), nxt)
+
+    def _split(self, query: Query) -> Query:
+        unit = self.spec.bucket_secs or 1.0
+        units = math.floor((query.end - query.start).total_seconds() / unit)
+        if units < 2 or self.spec.query_per_bucket:
+            msg = (
+                f"{self.spec.name}: [{query.start.isoformat()}, {query.end.isoformat()}) holds "
+                f"more than {self._ceiling} rows and cannot be split further"
+            )
+            raise SourceError(msg)
+        half = Query(
+            query.start, query.start + timedelta(seconds=units // 2 * unit), query.partition
+        )
+        log.warning(
+            "Query would pass the $skiptoken ceiling; reading it again in halves.",
+            tenant=self._api.tenant,
+            report=self.spec.name,
+            start=query.start.isoformat(),
+            end=query.end.isoformat(),
+        )
+        return half
+
+
+def _floor(moment: datetime, seconds: float) -> datetime:
+    """``moment`` floored to a multiple of ``seconds`` since the epoch (UTC buckets)."""
+    elapsed = (moment - _EPOCH).total_seconds()
+    return _EPOCH + timedelta(seconds=math.floor(elapsed / seconds) * seconds)

@@ -1,0 +1,102 @@
+"""Lane planning: which lanes a mode builds, where live starts, when final absorbs a window."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from o365collector.planning.lanes import (
+    BandLane,
+    Priority,
+    Tier,
+    WatermarkLane,
+    backfill_lane,
+    build_lanes,
+    final_absorbs,
+    live_start,
+)
+from o365collector.windows import TimeWindow
+
+NOW = datetime(2026, 11, 22, 12, 0, 0, 500000, tzinfo=UTC)
+TIERS = [Tier(3600, 180), Tier(600, 30), Tier(90000, 3600), Tier(21600, 1200)]
+
+
+def _fresh(**overrides):
+    args = {
+        "mode": "fresh",
+        "settle_delay_secs": 30,
+        "poll_interval_secs": 15,
+        "horizon_secs": 90000,
+        "final_every_secs": 3600,
+        "tiers": TIERS,
+    }
+    args.update(overrides)
+    return build_lanes(**args)
+
+
+def test_fresh_mode_builds_live_sorted_contiguous_bands_and_final():
+    lanes = _fresh()
+    assert [lane.name for lane in lanes] == [
+        "live",
+        "resweep-10m",
+        "resweep-1h",
+        "resweep-6h",
+        "resweep-25h",
+        "final",
+    ]
+    bands = [lane for lane in lanes if isinstance(lane, BandLane)]
+    assert bands[0].min_age_secs == 30  # starts where live's settle delay ends
+    for earlier, later in itertools.pairwise(bands):
+        assert earlier.max_age_secs == later.min_age_secs
+    assert bands[-1].max_age_secs == 90000
+    assert [b.every_secs for b in bands] == [30, 180, 1200, 3600]
+    assert lanes[0].priority is Priority.LIVE and lanes[-1].priority is Priority.FINAL
+    assert all(b.priority is Priority.RESWEEP for b in bands)
+
+
+def test_tiers_beyond_the_horizon_are_cut_and_empty_ones_dropped():
+    lanes = _fresh(horizon_secs=3600, settle_delay_secs=600)
+    bands = [lane for lane in lanes if isinstance(lane, BandLane)]
+    assert [(b.min_age_secs, b.max_age_secs) for b in bands] == [(600, 3600)]
+
+
+def test_fixed_delay_mode_is_the_final_lane_alone():
+    lanes = _fresh(mode="fixed_delay", horizon_secs=90000, final_every_secs=60)
+    assert lanes == [WatermarkLane("final", Priority.FINAL, 90000, 60)]
+
+
+def test_band_window_is_on_whole_seconds():
+    band = BandLane("resweep-1h", Priority.RESWEEP, 600, 3600, 180)
+    window = band.window(NOW)
+    assert window == TimeWindow(
+        datetime(2026, 11, 22, 11, 0, 0, tzinfo=UTC), datetime(2026, 11, 22, 11, 50, 0, tzinfo=UTC)
+    )
+
+
+def test_live_starts_within_the_horizon_but_never_before_the_first_start():
+    first = NOW - timedelta(days=10)
+    assert live_start(first, NOW, 90000) == (NOW - timedelta(seconds=90000)).replace(microsecond=0)
+    recent = NOW - timedelta(hours=2)
+    assert live_start(recent, NOW, 90000) == recent
+
+
+def test_final_absorbs_only_settled_contiguous_windows():
+    mark = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    window = TimeWindow(mark - timedelta(hours=1), mark + timedelta(hours=1))
+    read_at = mark + timedelta(hours=1, seconds=90000)
+    assert final_absorbs(mark, window, read_at, 90000) == window.end
+    too_fresh = read_at - timedelta(seconds=1)
+    assert final_absorbs(mark, window, too_fresh, 90000) is None
+    gap = TimeWindow(mark + timedelta(minutes=1), mark + timedelta(hours=1))
+    assert final_absorbs(mark, gap, read_at, 90000) is None
+    behind = TimeWindow(mark - timedelta(hours=2), mark)
+    assert final_absorbs(mark, behind, read_at, 90000) is None
+
+
+def test_backfill_lane_is_bounded_low_priority_and_named_by_its_range():
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    until = datetime(2026, 11, 10, tzinfo=UTC)
+    lane = backfill_lane(start, until)
+    assert lane.start == start and lane.until == until
+    assert lane.priority is Priority.FINAL
+    assert lane.name == "backfill:20261101T000000-20261110T000000"
