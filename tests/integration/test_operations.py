@@ -135,8 +135,9 @@ def test_a_tenant_with_a_bad_secret_does_not_stop_the_good_one(tmp_path):
         ready = None
         while time.monotonic() < deadline:
             try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                # Metrics first: a readiness answer read after them cannot predate them.
                 scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
                 good_up = _metric(scraped, "stream_up", tenant="good") == 1
                 bad_down = 'stream_up{stream="message_trace",tenant="bad"} 0.0' in scraped
                 if good_up and bad_down and "good/" not in ready.text:
