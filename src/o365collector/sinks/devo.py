@@ -9,6 +9,7 @@ import structlog
 
 from o365collector.clock import Clock
 from o365collector.pipeline.event import Event
+from o365collector.reports.catalog import devo_table
 from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.batching import split_by_bytes
 from o365collector.sinks.encode import Payload, delivered_at, encode_batch, stream_slug
@@ -30,10 +31,10 @@ def devo_endpoint(region: str) -> tuple[str, int]:
 def default_table(stream: str) -> str:
     """The Devo table of a stream: ``message_trace`` → ``cloud.office365.reporting.messagetrace``.
 
-    Every report of Devo's own Office 365 reporting collector follows this rule
-    (``mailtraffic``, ``dlpdetail``, ``spoofmail``, ``atptraffic``, ``maildetailatp``, …).
+    The seed's table from the report catalog (``rws.MailTrafficATP`` →
+    ``…atptraffic``); streams Devo has no table for get the prefix plus their slug.
     """
-    return TABLE_PREFIX + stream_slug(stream)
+    return devo_table(stream) or TABLE_PREFIX + stream_slug(stream)
 
 
 class DevoSink:
