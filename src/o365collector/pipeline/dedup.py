@@ -81,6 +81,11 @@ class Deduplicator:
             out.facts.append((key, status))
         return out
 
+    def release(self, facts: Sequence[Fact]) -> None:
+        """Forget that ``facts`` are on their way (their page never reached the sinks)."""
+        for fact in facts:
+            self._inflight.pop(fact, None)
+
     def track(self, facts: Sequence[Fact], ack: asyncio.Future[None]) -> None:
         """Mark ``facts`` as on their way; other lanes wait for ``ack`` instead of resending."""
         for fact in facts:

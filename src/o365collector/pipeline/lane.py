@@ -105,8 +105,17 @@ class WindowReader:
             keys = [ctx.source.key_of(record) for record in page.records]
             self._received.inc(len(keys))
             facts = ctx.dedup.split(keys, page.records)
-            ack = await ctx.dispatcher.submit(facts.events)
-            ctx.dedup.track(facts.facts, ack)
+            # In flight before waiting for room in the sinks' queues: a lane that reads the
+            # same rows meanwhile waits for this delivery instead of sending them again.
+            handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            ctx.dedup.track(facts.facts, handed)
+            try:
+                ack = await ctx.dispatcher.submit(facts.events)
+            except BaseException:
+                handed.cancel()
+                ctx.dedup.release(facts.facts)
+                raise
+            _follow(ack, handed)
             ctx.progress.pages += 1
             self._count(facts.new_rows, facts.status_changes)
             waits = [ack, *facts.waits]
@@ -149,6 +158,22 @@ class WindowReader:
             ack, apply = item
             await ack
             apply()
+
+
+def _follow(source: asyncio.Future[None], target: asyncio.Future[None]) -> None:
+    """Resolve ``target`` as ``source`` resolves."""
+
+    def done(future: asyncio.Future[None]) -> None:
+        if target.done():
+            return
+        if future.cancelled():
+            target.cancel()
+        elif (error := future.exception()) is not None:
+            target.set_exception(error)
+        else:
+            target.set_result(None)
+
+    source.add_done_callback(done)
 
 
 async def _all(waits: list[asyncio.Future[None]]) -> None:
