@@ -12,7 +12,7 @@ from o365collector.pipeline.event import Event
 from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.batching import split_by_bytes
 from o365collector.sinks.encode import Payload, delivered_at, encode_batch
-from o365collector.sinks.httpbase import Fate, make_client, maybe_gzip, post
+from o365collector.sinks.httpbase import apply_verdict, make_client, maybe_gzip, post
 from o365collector.sinks.tls import TlsOptions
 
 log = structlog.get_logger(__name__)
@@ -104,13 +104,8 @@ class HttpSink:
                 method=self.method,
                 auth=self._auth,
             )
-            if verdict.fate is Fate.RETRY:
-                unsent = [items[i][0] for g in groups[number:] for i in g]
-                outcome.retry(unsent, verdict.reason, verdict.retry_after_secs)
+            if apply_verdict(outcome, verdict, groups, number, lambda i: items[i][0]):
                 break
-            if verdict.fate is Fate.REJECT:
-                for i in group:
-                    outcome.reject(items[i][0], verdict.reason)
         return outcome.result()
 
     async def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import gzip
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -12,6 +12,7 @@ import httpx
 from o365collector import __version__
 from o365collector.http.backoff import parse_retry_after
 from o365collector.observability.redact import redact
+from o365collector.sinks.base import Outcome
 from o365collector.sinks.tls import TlsOptions, client_context
 
 _RETRIED = frozenset({408, 425, 429})
@@ -108,3 +109,25 @@ async def post(
     except httpx.HTTPError as exc:
         return Verdict(Fate.RETRY, f"{type(exc).__name__}: {redact(str(exc)) or 'no detail'}")
     return classify(response, auth_reason=auth_reason)
+
+
+def apply_verdict(
+    outcome: Outcome,
+    verdict: Verdict,
+    groups: Sequence[Sequence[int]],
+    number: int,
+    index: Callable[[int], int],
+) -> bool:
+    """Record group ``number``'s verdict in ``outcome``; True when the rest must wait.
+
+    RETRY marks this group and every later one as pending (nothing after it was sent);
+    REJECT refuses this group's events. ``index`` maps a group member to its batch index.
+    """
+    if verdict.fate is Fate.RETRY:
+        pending = [index(i) for group in groups[number:] for i in group]
+        outcome.retry(pending, verdict.reason, verdict.retry_after_secs)
+        return True
+    if verdict.fate is Fate.REJECT:
+        for i in groups[number]:
+            outcome.reject(index(i), verdict.reason)
+    return False
