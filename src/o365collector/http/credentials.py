@@ -8,18 +8,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 import structlog
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 from pydantic import SecretStr
 
 from o365collector.observability.redact import register_secret, shorten
+
+if TYPE_CHECKING:
+    # ``cryptography`` is imported where a certificate is loaded or signs, not here: a
+    # client-secret or password tenant never needs it, and it adds ~8 MiB to the RSS.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 log = structlog.get_logger(__name__)
 
@@ -175,6 +176,9 @@ def client_assertion(cert: CertificateKey, client_id: str, audience: str, now: i
         "iat": now,
         "exp": now + ASSERTION_LIFETIME_SECS,
     }
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - see the imports
+    from cryptography.hazmat.primitives.asymmetric import padding  # noqa: PLC0415
+
     signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
     signature = cert.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
     return f"{signing_input}.{_b64(signature)}"
@@ -196,6 +200,11 @@ def load_certificate(
             password, holds no RSA key, or the key does not match the certificate. The
             message names the file, never its content.
     """
+    from cryptography import x509  # noqa: PLC0415 - see the imports
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: PLC0415
+
     secret = password.encode() if password else None
     if pkcs12_file is not None:
         data = _read(pkcs12_file)
@@ -237,6 +246,9 @@ def load_certificate(
 
 
 def _matched(key: object, cert: x509.Certificate, where: Path) -> CertificateKey:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see the imports
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
     if not isinstance(key, rsa.RSAPrivateKey):
         msg = f"{where}: Entra ID needs an RSA key for client assertions (RS256)"
         raise CredentialFileError(msg)
@@ -249,6 +261,8 @@ def _matched(key: object, cert: x509.Certificate, where: Path) -> CertificateKey
 
 def _register_key(key: rsa.RSAPrivateKey) -> None:
     """Register the key's PEM forms so that no output can carry them."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see the imports
+
     for fmt in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL):
         pem = key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
         _register_pem_secrets(pem)
