@@ -13,6 +13,7 @@ from o365collector.planning.lanes import (
     backfill_lane,
     build_lanes,
     final_absorbs,
+    final_age_secs,
     live_start,
 )
 from o365collector.windows import TimeWindow
@@ -54,6 +55,36 @@ def test_fresh_mode_builds_live_sorted_contiguous_bands_and_final():
     assert all(b.priority is Priority.RESWEEP for b in bands)
 
 
+def test_each_band_reaches_one_of_its_periods_past_its_upper_age():
+    bands = [lane for lane in _fresh() if isinstance(lane, BandLane)]
+    assert [b.reach_secs for b in bands] == [630, 3780, 22800, 93600]
+    # a row that changes at 599 s old (just before leaving the 10-minute band) is still in
+    # that band's sweeps until it is 630 s old: at least one sweep sees the change
+    ten = bands[0]
+    window = ten.window(NOW)
+    changed_at = NOW - timedelta(seconds=599)
+    for sweep in range(2):
+        later = ten.window(NOW + timedelta(seconds=30 * sweep))
+        assert later.start <= changed_at < later.end
+    assert window.start == (NOW - timedelta(seconds=630)).replace(microsecond=0)
+
+
+def test_final_reads_only_after_the_oldest_band_reach():
+    lanes = _fresh()
+    final = lanes[-1]
+    assert isinstance(final, WatermarkLane) and final.name == "final"
+    assert final.settle_secs == 93600  # 25 h horizon + the 25 h band's hourly period
+    assert final_age_secs(lanes, 90000) == 93600
+    assert max(b.reach_secs for b in lanes if isinstance(b, BandLane)) <= final.settle_secs
+
+
+def test_final_age_without_bands_is_the_horizon():
+    lanes = _fresh(tiers=[])
+    assert [lane.name for lane in lanes] == ["live", "final"]
+    assert final_age_secs(lanes, 90000) == 90000
+    assert final_age_secs([], 7200) == 7200
+
+
 def test_tiers_beyond_the_horizon_are_cut_and_empty_ones_dropped():
     lanes = _fresh(horizon_secs=3600, settle_delay_secs=600)
     bands = [lane for lane in lanes if isinstance(lane, BandLane)]
@@ -69,11 +100,11 @@ def test_band_window_is_on_whole_seconds():
     band = BandLane("resweep-1h", Priority.RESWEEP, 600, 3600, 180)
     window = band.window(NOW)
     assert window == TimeWindow(
-        datetime(2026, 11, 22, 11, 0, 0, tzinfo=UTC), datetime(2026, 11, 22, 11, 50, 0, tzinfo=UTC)
+        datetime(2026, 11, 22, 10, 57, 0, tzinfo=UTC), datetime(2026, 11, 22, 11, 50, 0, tzinfo=UTC)
     )
 
 
-def test_live_starts_within_the_horizon_but_never_before_the_first_start():
+def test_live_starts_where_final_stops_but_never_before_the_first_start():
     first = NOW - timedelta(days=10)
     assert live_start(first, NOW, 90000) == (NOW - timedelta(seconds=90000)).replace(microsecond=0)
     recent = NOW - timedelta(hours=2)

@@ -16,7 +16,13 @@ from datetime import datetime, timedelta
 from o365collector.errors import RestartWindowError, UnavailableError
 from o365collector.observability import metrics
 from o365collector.pipeline.lane import LaneContext, StreamIdentity, WindowReader, wait_or_stop
-from o365collector.planning.lanes import BandLane, WatermarkLane, final_absorbs, live_start
+from o365collector.planning.lanes import (
+    BandLane,
+    WatermarkLane,
+    final_absorbs,
+    final_age_secs,
+    live_start,
+)
 from o365collector.state.sqlite import SqliteStateStore
 from o365collector.windows import PlannerSettings, TimeWindow, floor_second, plan_next_window
 
@@ -35,6 +41,11 @@ class StreamPlan:
     retention_secs: float
     max_window_secs: float
     unavailable_pause_secs: float = 30.0
+
+    @property
+    def final_age_secs(self) -> float:
+        """How old a window is when ``final`` reads it; no lane reads it after that."""
+        return final_age_secs(self.lanes, self.horizon_secs)
 
 
 class StreamWorker:
@@ -92,7 +103,7 @@ class StreamWorker:
                 continue
             start = lane.start or first
             if lane.name == "live":
-                start = live_start(first, now, self.plan.horizon_secs)
+                start = live_start(first, now, self.plan.final_age_secs)
             self._marks[lane.name] = self.store.ensure_watermark(
                 self.id.tenant, self.id.stream, lane.name, start, now
             )
@@ -101,7 +112,10 @@ class StreamWorker:
     async def _run_lane(
         self, lane: WatermarkLane | BandLane, stop: asyncio.Event, once: bool
     ) -> None:
-        reader = WindowReader(self.ctx, lane.name, lane.priority)
+        # A band may still be sweeping a window `final` reads, for as long as a sweep takes:
+        # `final` remembers what it delivers for a day past its age, and forgets older history.
+        forget = self.plan.final_age_secs + 86400 if lane.name == "final" else None
+        reader = WindowReader(self.ctx, lane.name, lane.priority, forget_older_than_secs=forget)
         reader.start()
         try:
             if isinstance(lane, WatermarkLane):
@@ -227,7 +241,7 @@ class StreamWorker:
                 )
             if lane != "final" and "final" in self._marks:
                 absorbed = final_absorbs(
-                    self._marks["final"], window, started, self.plan.horizon_secs
+                    self._marks["final"], window, started, self.plan.final_age_secs
                 )
                 if absorbed is not None:
                     skipped = TimeWindow(self._marks["final"], absorbed)
@@ -248,6 +262,16 @@ class StreamWorker:
             floor = floor_second(now - oldest)
             if window.start < floor:
                 window = TimeWindow(floor, window.end) if window.end > floor else window
+            live = self._marks.get("live")
+            if live is not None and live < window.end:
+                # Only spans `live` has read can hold rows or statuses it did not deliver;
+                # the rest is still ahead of it (a new deployment, or catching up).
+                if live <= window.start:
+                    if once:
+                        return
+                    await wait_or_stop(stop, lane.every_secs - (clock.monotonic() - started))
+                    continue
+                window = TimeWindow(window.start, live)
             try:
                 await reader.read(window, None, stop, on_page=None, on_window=self._on_sweep(lane))
             except UnavailableError as exc:

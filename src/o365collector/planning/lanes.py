@@ -5,10 +5,15 @@ delivered once however many lanes see it:
 
 - ``live`` (watermark, checkpointed): every new window a short settle delay behind now.
 - ``resweep-N`` (bands, not checkpointed): the trailing horizon re-read on a schedule that
-  gets sparser with age, delivering late rows and status changes within one period.
-- ``final`` (watermark, checkpointed): every window once it is older than the horizon, when
-  Microsoft will not change it any more. It is also the backfill: on a new deployment it
-  reads history from the configured start up to where ``live`` began.
+  gets sparser with age, delivering late rows and status changes within one period. Each
+  band reaches one of its own periods past its upper age (``resweep-1h`` re-reads rows up
+  to 1 h + 180 s old), so a row that changes just before leaving a band is still re-read
+  within that band's period, not the next band's.
+- ``final`` (watermark, checkpointed): every window once it is older than the oldest
+  band's reach (the horizon plus that band's period: 26 h by default), so a status
+  Microsoft shows between the horizon and then is still read. No lane reads a window after
+  ``final``. It is also the backfill: on a new deployment it reads history from the
+  configured start up to where ``live`` began.
 
 With ``mode: fixed_delay`` only ``final`` runs, with the horizon set to the fixed delay:
 the seeds' behaviour (read data once it is 25 hours old).
@@ -47,7 +52,11 @@ class WatermarkLane:
 
 @dataclass(frozen=True, slots=True)
 class BandLane:
-    """A lane re-reading rows aged ``[min_age_secs, max_age_secs)`` every ``every_secs``."""
+    """A lane re-reading rows aged ``[min_age_secs, max_age_secs + every_secs)`` every period.
+
+    The extra period is the band's reach: a row is in at least one sweep of this band after
+    any change it shows while younger than ``max_age_secs``.
+    """
 
     name: str
     priority: Priority
@@ -56,10 +65,15 @@ class BandLane:
     every_secs: float
 
     def window(self, now: datetime) -> TimeWindow:
-        """The band as of ``now``, on whole seconds."""
-        start = floor_second(now - timedelta(seconds=self.max_age_secs))
+        """The band as of ``now`` (reach included), on whole seconds."""
+        start = floor_second(now - timedelta(seconds=self.reach_secs))
         end = floor_second(now - timedelta(seconds=self.min_age_secs))
         return TimeWindow(start, end)
+
+    @property
+    def reach_secs(self) -> float:
+        """The oldest age this band re-reads: its upper age plus one period."""
+        return self.max_age_secs + self.every_secs
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +94,8 @@ def build_lanes(
     tiers: list[Tier],
 ) -> list[WatermarkLane | BandLane]:
     """The lanes of a stream for ``mode`` (``fresh`` or ``fixed_delay``)."""
-    final = WatermarkLane("final", Priority.FINAL, horizon_secs, final_every_secs)
     if mode == "fixed_delay":
-        return [final]
+        return [WatermarkLane("final", Priority.FINAL, horizon_secs, final_every_secs)]
     lanes: list[WatermarkLane | BandLane] = [
         WatermarkLane("live", Priority.LIVE, settle_delay_secs, poll_interval_secs)
     ]
@@ -95,29 +108,39 @@ def build_lanes(
             BandLane(f"resweep-{_age_label(high)}", Priority.RESWEEP, low, high, tier.every_secs)
         )
         low = high
-    lanes.append(final)
+    reach = max([horizon_secs, *(lane.reach_secs for lane in lanes if isinstance(lane, BandLane))])
+    lanes.append(WatermarkLane("final", Priority.FINAL, reach, final_every_secs))
     return lanes
 
 
-def live_start(first_start: datetime, now: datetime, horizon_secs: float) -> datetime:
-    """Where ``live`` begins on a new deployment: within the horizon, never before the start.
+def final_age_secs(lanes: list[WatermarkLane | BandLane], default: float) -> float:
+    """How old a window is before ``final`` reads it (``default`` without a ``final`` lane)."""
+    for lane in lanes:
+        if isinstance(lane, WatermarkLane) and lane.name == "final":
+            return lane.settle_secs
+    return default
 
-    Older history is left to ``final`` (as backfill, at the lowest priority), so a new
-    deployment delivers today's mail at once instead of after the whole backfill.
+
+def live_start(first_start: datetime, now: datetime, final_age: float) -> datetime:
+    """Where ``live`` begins on a new deployment: where ``final`` stops, never before the start.
+
+    Older history (``final_age`` seconds and more) is left to ``final`` (as backfill, at the
+    lowest priority), so a new deployment delivers today's mail at once instead of after the
+    whole backfill, and no span is read by both on the first day.
     """
-    return max(first_start, floor_second(now - timedelta(seconds=horizon_secs)))
+    return max(first_start, floor_second(now - timedelta(seconds=final_age)))
 
 
 def final_absorbs(
-    final_mark: datetime, window: TimeWindow, read_started: datetime, horizon_secs: float
+    final_mark: datetime, window: TimeWindow, read_started: datetime, final_age: float
 ) -> datetime | None:
     """The new ``final`` watermark when another lane's committed window needs no re-read.
 
-    A window whose end was already older than the horizon when its read began holds only
-    settled rows, so ``final`` need not read it again; it may skip it if it is contiguous
+    A window whose end was already ``final_age`` old when its read began holds only settled
+    rows, so ``final`` need not read it again; it may skip it if it is contiguous
     with ``final``'s watermark. Returns ``None`` when nothing changes.
     """
-    settled_by = read_started - timedelta(seconds=horizon_secs)
+    settled_by = read_started - timedelta(seconds=final_age)
     if window.end <= settled_by and window.start <= final_mark < window.end:
         return window.end
     return None
