@@ -24,6 +24,7 @@ from o365collector.http.client import ApiClient
 from o365collector.observability import metrics
 from o365collector.observability.health import HealthServer, Readiness
 from o365collector.observability.redact import redact
+from o365collector.page_gate import PageGate
 from o365collector.pipeline.dedup import Deduplicator
 from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner
 from o365collector.pipeline.lane import LaneContext
@@ -92,6 +93,7 @@ class Collector:
         self.stop = asyncio.Event()
         self.result = RunResult()
         self.health: HealthServer | None = None
+        self.gate = PageGate(settings.collection.max_pages_in_memory)  # every tenant's pages
 
     async def run(self) -> RunResult:
         """Collect until stopped (or caught up with ``once``); drain, commit, close."""
@@ -199,7 +201,9 @@ class Collector:
             reserve_share=tenant.budget.reserve_share,
             background_priority=Priority.FINAL,
         )
-        api = ApiClient(client, tokens, budget, collection.retry, self.clock, tenant.label)
+        api = ApiClient(
+            client, tokens, budget, collection.retry, self.clock, tenant.label, self.gate
+        )
         discovery = ServiceDocument(
             api,
             base=tenant.endpoints.reporting_base(),
@@ -218,7 +222,8 @@ class Collector:
                 tenant=tenant.label,
                 tenant_id=tenant.tenant_id,
                 stream=name,
-                keep_secs=plan.horizon_secs + 86400,
+                keep_secs=plan.final_age_secs + 86400,
+                shared=any(lane.name != "final" for lane in plan.lanes),
             )
             ctx = LaneContext(
                 identity,
@@ -227,6 +232,7 @@ class Collector:
                 dedup,
                 self.clock,
                 self.progress.stream(tenant.label, name),
+                self.gate,
             )
             if built.needs_reports:
                 workers.append(

@@ -213,3 +213,31 @@ async def test_401_missing_service_principal_is_setup_error_without_renewal(api_
         await _get(api)
     assert len(graph.api_requests) == 1
     assert graph.token_requests == 1
+
+
+async def test_a_page_request_keeps_its_place_in_the_page_gate(api_factory) -> None:
+    from o365collector.page_gate import PageGate
+
+    api = api_factory(Graph(httpx.Response(200, json=OK_BODY)))
+    api.gate = PageGate(1)
+    body = await api.get_json(
+        URL, scope=SCOPE, classify=classify_graph, api="graph", hold_page=True
+    )
+    assert body == OK_BODY
+    assert api.gate.in_use == 1  # left to the reader, released once the sinks have the page
+    api.gate.claim().release()
+    assert api.gate.in_use == 0
+    await _get(api)  # not a page: no place taken
+    assert api.gate.in_use == 0
+
+
+async def test_a_failed_page_request_gives_its_place_back(api_factory, clock) -> None:
+    from o365collector.page_gate import PageGate
+
+    graph = Graph(httpx.Response(503), httpx.Response(403, json={"error": {"code": "x"}}))
+    api = api_factory(graph)
+    api.gate = PageGate(1)
+    with pytest.raises(PermissionDeniedError):
+        await api.get_json(URL, scope=SCOPE, classify=classify_graph, api="graph", hold_page=True)
+    assert len(graph.api_requests) == 2  # retried once, then refused
+    assert api.gate.in_use == 0

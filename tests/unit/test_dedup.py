@@ -87,3 +87,44 @@ async def test_expiry_forgets_after_the_horizon(store):
     assert dedup.split(keys, records).events == []
     store.expire_seen(int(END.timestamp()) + 3601)
     assert len(dedup.split(keys, records).events) == 1
+
+
+async def test_a_stream_read_by_one_lane_delivers_every_row_and_stores_nothing(store):
+    single = Deduplicator(
+        store, tenant="t", tenant_id="tid", stream="message_trace", keep_secs=3600, shared=False
+    )
+    keys, records = _page(("a", "x@c", "pending"), ("b", "y@c", "delivered"))
+    first = single.split(keys, records)
+    assert [e.record for e in first.events] == records and first.new_rows == 2
+    assert first.facts == []  # nothing to look up or remember: the lane reads once
+    single.settle(first.facts, END)
+    assert len(single.split(keys, records).events) == 2
+    # ids are the same as a shared store's, so sinks that drop repeats still can
+    shared = _dedup(store).split(keys, records)
+    assert [e.event_id for e in first.events] == [e.event_id for e in shared.events]
+
+
+async def test_settle_without_remembering_releases_the_in_flight_marks(store):
+    dedup = _dedup(store)
+    keys, records = _page(("a", "x@c", "delivered"))
+    page = dedup.split(keys, records)
+    ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    dedup.track(page.facts, ack)
+    ack.set_result(None)
+    dedup.settle(page.facts, END, remember=False)
+    again = dedup.split(keys, records)
+    assert len(again.events) == 1 and again.waits == []  # neither stored nor in flight
+
+
+async def test_rows_with_a_receive_time_are_recognised_on_every_read(store):
+    dedup = _dedup(store)
+    keys = [("a", "x@c", "pending"), ("b", "x@c", "pending")]
+    records = [
+        {"id": "a", "receivedDateTime": "2026-11-22T05:59:59Z", "status": "pending"},
+        {"id": "b", "receivedDateTime": "2026-11-22T06:00:00Z", "status": "pending"},
+    ]
+    dedup.settle(dedup.split(keys, records).facts, END)
+    reread = dedup.split(list(reversed(keys)), list(reversed(records)))
+    assert reread.events == [] and reread.known == 2
+    changed = dedup.split([("b", "X@C", "delivered")], [{**records[1], "status": "delivered"}])
+    assert changed.status_changes == 1 and changed.new_rows == 0

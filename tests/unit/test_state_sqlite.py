@@ -171,3 +171,33 @@ def test_not_a_database_is_state_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StateError, match="cannot open state database"):
         SqliteStateStore(path)
+
+
+def test_schema_1_is_upgraded_keeping_checkpoints_and_dropping_old_dedup_keys(
+    db_path: Path,
+) -> None:
+    store = SqliteStateStore(db_path)
+    store.commit_window("contoso", "message_trace", W1, W1.end)
+    store.remember("contoso/message_trace", [(b"old-format-key", "delivered", 2**40)])
+    store.close()
+    raw = sqlite3.connect(db_path)
+    with raw:
+        raw.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    raw.close()
+
+    upgraded = SqliteStateStore(db_path)
+    try:
+        assert upgraded.load("contoso", "message_trace").watermark == W1.end
+        assert upgraded.seen_statuses([b"old-format-key"]) == {}
+        upgraded.remember("contoso/message_trace", [(b"new-key", "delivered", 2**40)])
+    finally:
+        upgraded.close()
+    raw = sqlite3.connect(db_path)
+    version = raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+    raw.close()
+    assert int(version) == SCHEMA_VERSION == 2
+    reopened = SqliteStateStore(db_path)  # a second open keeps what the new schema stored
+    try:
+        assert reopened.seen_statuses([b"new-key"]) == {b"new-key": "delivered"}
+    finally:
+        reopened.close()

@@ -23,6 +23,7 @@ from o365collector.http.backoff import Backoff
 from o365collector.http.budget import RequestBudget
 from o365collector.http.classify import Action, Verdict, classify_transport_error
 from o365collector.observability import metrics
+from o365collector.page_gate import PageGate
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,7 @@ class ApiClient:
     retry: RetrySettings
     clock: Clock
     tenant: str
+    gate: PageGate | None = None  # the process-wide limit on pages in memory
 
     async def get_json(
         self,
@@ -46,8 +48,13 @@ class ApiClient:
         classify: Callable[[httpx.Response], Verdict],
         api: str,
         priority: int = 0,
+        hold_page: bool = False,
     ) -> Any:
         """Return the decoded JSON body of a successful GET of ``url``.
+
+        ``hold_page``: the body is a page of records for the sinks; a place in the
+        process-wide :class:`PageGate` is taken before the request is sent and left to the
+        calling task (see :mod:`o365collector.page_gate`), or released if the GET fails.
 
         Transient failures (network, 5xx, 429, a 200 that is not JSON, an unreachable token
         endpoint) are retried with :class:`Backoff`, obeying ``Retry-After``; a 401 renews
@@ -65,9 +72,17 @@ class ApiClient:
         )
         renewed = False
         while True:
-            verdict = await self._attempt(url, scope, classify, api, priority)
+            gate = self.gate if hold_page else None
+            try:
+                verdict = await self._attempt(url, scope, classify, api, priority, gate)
+            except BaseException:
+                if gate is not None:
+                    gate.release_mine()
+                raise
             if verdict.action is Action.OK:
                 return verdict.body
+            if gate is not None:
+                gate.release_mine()  # no page: let others read while this one backs off
             if verdict.action is Action.REFRESH_AUTH and not renewed:
                 renewed = True
                 self.tokens.invalidate(scope)
@@ -107,6 +122,7 @@ class ApiClient:
         classify: Callable[[httpx.Response], Verdict],
         api: str,
         priority: int,
+        gate: PageGate | None,
     ) -> Verdict:
         try:
             token = await self.tokens.token(scope)
@@ -114,6 +130,8 @@ class ApiClient:
             return Verdict(Action.RETRY, str(exc))
         try:
             async with self.budget.spend(priority):
+                if gate is not None:
+                    await gate.acquire(priority)
                 response = await self.http.get(url, headers={"Authorization": f"Bearer {token}"})
         except httpx.TransportError as exc:
             self._gauge_budget()

@@ -20,6 +20,11 @@ from o365collector.state.sqlite import SqliteStateStore, dedup_scope
 Fact = tuple[bytes, str]  # (row key, status)
 
 
+def _hour(record: dict[str, Any]) -> bytes:
+    """The receive time's leading 13 characters (``2026-11-22T05``): orders keys by time."""
+    return str(record.get("receivedDateTime") or record.get("Received") or "")[:13].encode()
+
+
 @dataclass
 class PageFacts:
     """What a page brings: events to deliver, their facts, and deliveries it depends on."""
@@ -43,8 +48,14 @@ class Deduplicator:
         tenant_id: str,
         stream: str,
         keep_secs: float,
+        shared: bool = True,
     ) -> None:
-        """Remember facts for ``keep_secs`` after the end of the window they were read in."""
+        """Remember facts for ``keep_secs`` after the end of the window they were read in.
+
+        ``shared=False``: the stream has one lane that reads each window once
+        (``fixed_delay``), so nothing is looked up or remembered: every row is delivered.
+        """
+        self.shared = shared
         self.store = store
         self.tenant = tenant
         self.tenant_id = tenant_id
@@ -58,8 +69,22 @@ class Deduplicator:
     ) -> PageFacts:
         """Sort a page's records into new facts (as events) and known or in-flight ones."""
         tenant_id, stream = self.tenant_id, self.stream
-        row_keys = [row_key(tenant_id, stream, trace, rcpt) for trace, rcpt, _ in keys]
-        known = self.store.seen_statuses(list(set(row_keys)))
+        if not self.shared:
+            tenant = self.tenant
+            return PageFacts(
+                events=[
+                    Event(tenant, stream, event_id(tenant_id, stream, *key), record)
+                    for key, record in zip(keys, records, strict=True)
+                ],
+                new_rows=len(records),
+            )
+        # The receive hour first: a page's rows then sit side by side in the store's B-tree,
+        # so inserts and lookups touch a few pages instead of one page per row.
+        row_keys = [
+            _hour(record) + row_key(tenant_id, stream, trace, rcpt)
+            for record, (trace, rcpt, _) in zip(records, keys, strict=True)
+        ]
+        known = self.store.seen_statuses(sorted(set(row_keys)))
         out = PageFacts()
         for record, (trace, rcpt, status), key in zip(records, keys, row_keys, strict=True):
             prior = known.get(key)
@@ -91,9 +116,14 @@ class Deduplicator:
         for fact in facts:
             self._inflight[fact] = ack
 
-    def settle(self, facts: Sequence[Fact], window_end: datetime) -> None:
-        """Remember acknowledged ``facts`` until the horizon after ``window_end`` has passed."""
-        expires = int((window_end + self.keep).timestamp())
-        self.store.remember(self.scope, [(key, status, expires) for key, status in facts])
+    def settle(self, facts: Sequence[Fact], window_end: datetime, *, remember: bool = True) -> None:
+        """Remember acknowledged ``facts`` until the horizon after ``window_end`` has passed.
+
+        ``remember=False`` (``final`` on history no lane reads again) only releases the
+        in-flight marks.
+        """
+        if remember:
+            expires = int((window_end + self.keep).timestamp())
+            self.store.remember(self.scope, sorted((key, status, expires) for key, status in facts))
         for fact in facts:
             self._inflight.pop(fact, None)

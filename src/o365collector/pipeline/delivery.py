@@ -161,6 +161,7 @@ class SinkRunner:
             for item in items:
                 if not item.done.done():
                     item.done.set_result(None)
+            del items, events, item  # not held while waiting for the next page
 
     async def _deliver(self, events: list[Event]) -> None:
         backoff = Backoff(

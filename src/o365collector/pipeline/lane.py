@@ -12,17 +12,19 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import structlog
 
 from o365collector.clock import Clock
 from o365collector.observability import metrics
+from o365collector.page_gate import PageGate
 from o365collector.pipeline.dedup import Deduplicator
 from o365collector.pipeline.delivery import Dispatcher
 from o365collector.pipeline.progress import StreamProgress
 from o365collector.planning.lanes import Priority
-from o365collector.sources.base import WindowSource
+from o365collector.sources.base import Page, WindowSource
 from o365collector.windows import TimeWindow
 
 log = structlog.get_logger(__name__)
@@ -50,18 +52,33 @@ class LaneContext:
     dedup: Deduplicator
     clock: Clock
     progress: StreamProgress
+    gate: PageGate = field(default_factory=lambda: PageGate(None))
 
 
 class WindowReader:
     """Reads windows for one lane; owns that lane's ordered committer."""
 
     def __init__(
-        self, ctx: LaneContext, lane: str, priority: Priority, max_pages_in_flight: int = 4
+        self,
+        ctx: LaneContext,
+        lane: str,
+        priority: Priority,
+        max_pages_in_flight: int = 4,
+        *,
+        forget_older_than_secs: float | None = None,
     ) -> None:
-        """Create the reader; :meth:`start` launches its committer."""
+        """Create the reader; :meth:`start` launches its committer.
+
+        ``forget_older_than_secs``: facts read in a window that ended longer ago than this
+        (when its read began) are delivered but not remembered, because no lane will read
+        that window again (``final`` on history: the costliest writes of a backfill).
+        """
         self.ctx = ctx
         self.lane = lane
         self.priority = priority
+        self.forget_older_than = (
+            None if forget_older_than_secs is None else timedelta(seconds=forget_older_than_secs)
+        )
         self.last_link: str | None = None
         self._queue: asyncio.Queue[Commit | None] = asyncio.Queue(max_pages_in_flight)
         self._committer: asyncio.Task[None] | None = None
@@ -101,7 +118,37 @@ class WindowReader:
         """
         ctx = self.ctx
         self.last_link = link
-        async for page in ctx.source.pages(window, link, priority=self.priority):
+        remember = self.forget_older_than is None or (
+            window.end > ctx.clock.now() - self.forget_older_than
+        )
+        try:
+            async for page in ctx.source.pages(window, link, priority=self.priority):
+                done = await self._hand_over(page, window, remember, on_page, on_window)
+                if done:
+                    return True
+                self.last_link = page.next_link
+                del page  # the sinks hold what they need; not kept while the next one is read
+                if stop.is_set():
+                    return False
+        finally:
+            ctx.gate.release_mine()  # a request that yielded no page to hand over
+        return True
+
+    async def _hand_over(
+        self,
+        page: Page,
+        window: TimeWindow,
+        remember: bool,
+        on_page: Callable[[str], None] | None,
+        on_window: Callable[[], None],
+    ) -> bool:
+        """Send a page's new facts to the sinks and queue its commit; True if it was the last.
+
+        The page's place in the :class:`PageGate` is released once every sink has its events.
+        """
+        ctx = self.ctx
+        permit = ctx.gate.claim()
+        try:
             keys = [ctx.source.key_of(record) for record in page.records]
             self._received.inc(len(keys))
             facts = ctx.dedup.split(keys, page.records)
@@ -115,26 +162,27 @@ class WindowReader:
                 handed.cancel()
                 ctx.dedup.release(facts.facts)
                 raise
-            _follow(ack, handed)
-            ctx.progress.pages += 1
-            self._count(facts.new_rows, facts.status_changes)
-            waits = [ack, *facts.waits]
+        except BaseException:
+            permit.release()
+            raise
+        ack.add_done_callback(permit.release)
+        _follow(ack, handed)
+        ctx.progress.pages += 1
+        self._count(facts.new_rows, facts.status_changes)
+        waits = [ack, *facts.waits]
 
-            def settle(facts_: list[tuple[bytes, str]] = facts.facts) -> None:
-                ctx.dedup.settle(facts_, window.end)
-                ctx.progress.events += len(facts_)
+        def settle(facts_: list[tuple[bytes, str]] = facts.facts) -> None:
+            ctx.dedup.settle(facts_, window.end, remember=remember)
+            ctx.progress.events += len(facts_)
 
-            if page.next_link is None:
-                await self._queue.put((_all(waits), _then(settle, on_window)))
-                return True
-            after: Callable[[], None] = settle
-            if on_page is not None:
-                after = _then(settle, functools.partial(on_page, page.next_link))
-            await self._queue.put((_all(waits), after))
-            self.last_link = page.next_link
-            if stop.is_set():
-                return False
-        return True
+        if page.next_link is None:
+            await self._queue.put((_all(waits), _then(settle, on_window)))
+            return True
+        after: Callable[[], None] = settle
+        if on_page is not None:
+            after = _then(settle, functools.partial(on_page, page.next_link))
+        await self._queue.put((_all(waits), after))
+        return False
 
     def _count(self, new_rows: int, status_changes: int) -> None:
         ident = self.ctx.identity

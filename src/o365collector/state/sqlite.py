@@ -10,7 +10,7 @@ from pathlib import Path
 from o365collector.errors import StateError
 from o365collector.windows import TimeWindow, parse_iso, to_utc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: dedup row keys start with the receive hour (1's are dropped)
 _SQL_CHUNK = 900  # stays under SQLite's bound-parameter limit on every build
 
 _SCHEMA = """
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS seen (
     statuses TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_scope ON seen(scope);
+DROP INDEX IF EXISTS seen_scope;
 CREATE TABLE IF NOT EXISTS stream_status (
     tenant TEXT NOT NULL,
     stream TEXT NOT NULL,
@@ -79,6 +79,8 @@ class SqliteStateStore:
                     "INSERT INTO meta(key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+            elif int(row[0]) < SCHEMA_VERSION:
+                self._upgrade(int(row[0]))
             elif int(row[0]) > SCHEMA_VERSION:
                 msg = (
                     f"{path} was written by a newer o365collector (schema {row[0]}); "
@@ -89,6 +91,19 @@ class SqliteStateStore:
         except (sqlite3.Error, OSError) as exc:
             msg = f"cannot open state database {path}: {exc}; check state_dir and its permissions"
             raise StateError(msg) from exc
+
+    def _upgrade(self, version: int) -> None:
+        """Bring a database of an older schema to this one (checkpoints are kept).
+
+        Schema 1 keyed the dedup store by a hash alone; those keys are never matched again,
+        so they are dropped: re-sweeps may deliver facts of the last horizon once more, with
+        the event ids they had.
+        """
+        if version < 2:
+            self._db.execute("DELETE FROM seen")
+        self._db.execute(
+            "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
+        )
 
     def close(self) -> None:
         """Close the database."""

@@ -63,7 +63,12 @@ class GraphMessageTraceSource:
         for index in range(self._max_pages):
             try:
                 body = await self._api.get_json(
-                    url, scope=self._scope, classify=classify_graph, api="graph", priority=priority
+                    url,
+                    scope=self._scope,
+                    classify=classify_graph,
+                    api="graph",
+                    priority=priority,
+                    hold_page=True,
                 )
             except BadRequestError as exc:
                 if index == 0 and resume_link is not None:
@@ -73,7 +78,10 @@ class GraphMessageTraceSource:
             next_link = body.get("@odata.nextLink")
             if next_link is not None:
                 next_link = self._check_link(str(next_link), seen)
-            yield Page(body["value"], next_link)
+            records = body["value"]
+            del body  # nothing of this page is held while the next request waits (page_gate)
+            yield Page(records, next_link)
+            del records
             if next_link is None:
                 return
             url = next_link

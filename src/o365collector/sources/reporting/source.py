@@ -191,7 +191,9 @@ class ReportSource:
                 msg = f"{self.spec.name}: the same next link came twice; stopping to avoid a loop"
                 raise SourceError(msg)
             seen.add(url)
+            del page  # not held while the next request waits for its place (page_gate)
             yield Page(records, url)
+            del records
         msg = f"window {window} of {self.spec.name} has more than {self._max_pages} pages"
         raise SourceError(msg)
 
@@ -223,6 +225,7 @@ class ReportSource:
                 classify=classify_report_page,
                 api="reporting",
                 priority=priority,
+                hold_page=True,
             )
         except BadRequestError as exc:
             if refused_resume:

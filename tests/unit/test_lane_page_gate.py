@@ -1,0 +1,183 @@
+"""Many lanes, one slow sink: pages in memory stay within the process-wide limit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from o365collector.clock import SystemClock
+from o365collector.config.model import RetrySettings
+from o365collector.page_gate import PageGate
+from o365collector.pipeline.dedup import Deduplicator
+from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner
+from o365collector.pipeline.event import Event
+from o365collector.pipeline.lane import LaneContext, StreamIdentity, WindowReader
+from o365collector.pipeline.progress import StreamProgress
+from o365collector.planning.lanes import Priority
+from o365collector.sinks.base import DeliveryResult
+from o365collector.sources.base import Page
+from o365collector.state.sqlite import SqliteStateStore
+from o365collector.windows import TimeWindow
+
+WINDOW = TimeWindow(datetime(2026, 11, 22, tzinfo=UTC), datetime(2026, 11, 22, 1, tzinfo=UTC))
+LIMIT = 2
+ALIVE: weakref.WeakSet[dict[str, Any]] = weakref.WeakSet()
+
+
+class Row(dict):  # type: ignore[type-arg]
+    """A record that can be counted while alive (a plain dict cannot be weakly referenced)."""
+
+    __hash__ = object.__hash__  # by identity, for the WeakSet
+
+
+class GatedSource:
+    """Pages of ``rows`` records, each requested the way ApiClient does (a place first)."""
+
+    def __init__(self, gate: PageGate, name: str, pages: int, rows: int, peak: list[int]) -> None:
+        self.gate, self.name, self.count, self.rows, self.peak = gate, name, pages, rows, peak
+
+    async def pages(
+        self, window: TimeWindow, resume_link: str | None, *, priority: int = 0
+    ) -> AsyncIterator[Page]:
+        for index in range(self.count):
+            await self.gate.acquire(priority)
+            await asyncio.sleep(0)  # the response arrives
+            records: list[dict[str, Any]] = [
+                Row(id=f"{self.name}-{index}-{row}", recipientAddress="r@c", status="ok")
+                for row in range(self.rows)
+            ]
+            ALIVE.update(records)
+            # every record of every page still referenced anywhere (reader, queues, sink)
+            self.peak[0] = max(self.peak[0], len(ALIVE))
+            yield Page(records, None if index == self.count - 1 else f"next-{index}")
+            del records  # as the real sources: nothing held while the next page is asked for
+
+    def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
+        return (record["id"], record["recipientAddress"], record["status"])
+
+
+class SlowSink:
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def send(self, events: Sequence[Event]) -> DeliveryResult:
+        await asyncio.sleep(0.002)
+        self.ids.extend(e.event_id for e in events)
+        return DeliveryResult.delivered()
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_pages_held_across_tenants_never_exceed_the_limit(tmp_path: Path) -> None:
+    gate = PageGate(LIMIT)
+    sink = SlowSink()
+    clock = SystemClock()
+    runner = SinkRunner(
+        sink,  # type: ignore[arg-type]
+        batch_max_events=50,
+        queue_max_batches=8,
+        retry=RetrySettings(),
+        dead_letter=DeadLetter(tmp_path / "dead-letter"),
+        clock=clock,
+    )
+    running = asyncio.create_task(runner.run())
+    store = SqliteStateStore(tmp_path / "state.db")
+    peak = [0]
+    readers = []
+    for tenant in range(12):  # twelve tenants, two lanes each, all reading at once
+        name = f"t{tenant}"
+        source = GatedSource(gate, name, pages=5, rows=20, peak=peak)
+        dedup = Deduplicator(store, tenant=name, tenant_id=name, stream="s", keep_secs=3600)
+        ctx = LaneContext(
+            StreamIdentity(name, name, "s"),
+            source,  # type: ignore[arg-type]
+            Dispatcher([runner]),
+            dedup,
+            clock,
+            StreamProgress("t", "s"),
+            gate,
+        )
+        for lane, priority in (("live", Priority.LIVE), ("final", Priority.FINAL)):
+            reader = WindowReader(
+                ctx,
+                lane,
+                priority,
+                forget_older_than_secs=None if lane == "live" else 3600,
+            )
+            reader.start()
+            readers.append(reader)
+    try:
+        stop = asyncio.Event()
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(r.read(WINDOW, None, stop, on_page=None, on_window=lambda: None) for r in readers)
+            ),
+            timeout=30,
+        )
+        await asyncio.gather(*(r.drain() for r in readers))
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        store.close()
+    # records in memory at once: at most LIMIT pages of 20, and the limit was reached
+    assert peak[0] == LIMIT * 20
+    assert gate.in_use == 0 and gate.waiting == 0  # every place given back
+    # both lanes of a tenant read the same rows: each row delivered once
+    assert len(sink.ids) == len(set(sink.ids)) == 12 * 5 * 20
+
+
+async def test_final_forgets_history_it_alone_reads(tmp_path: Path) -> None:
+    gate = PageGate(None)
+    store = SqliteStateStore(tmp_path / "state.db")
+    sink = SlowSink()
+    runner = SinkRunner(
+        sink,  # type: ignore[arg-type]
+        batch_max_events=50,
+        queue_max_batches=8,
+        retry=RetrySettings(),
+        dead_letter=DeadLetter(tmp_path / "dead-letter"),
+        clock=SystemClock(),
+    )
+    running = asyncio.create_task(runner.run())
+    dedup = Deduplicator(store, tenant="t", tenant_id="t", stream="s", keep_secs=3600)
+    source = GatedSource(gate, "t", pages=1, rows=3, peak=[0])
+    ctx = LaneContext(
+        StreamIdentity("t", "t", "s"),
+        source,  # type: ignore[arg-type]
+        Dispatcher([runner]),
+        dedup,
+        SystemClock(),
+        StreamProgress("t", "s"),
+        gate,
+    )
+    now = datetime.now(UTC)
+    old = TimeWindow(now - timedelta(days=3), now - timedelta(days=3) + timedelta(hours=1))
+    recent = TimeWindow(now - timedelta(hours=27), now - timedelta(hours=26))
+    try:
+        for window, expect_remembered in ((old, False), (recent, True)):
+            store.reset()
+            reader = WindowReader(ctx, "final", Priority.FINAL, forget_older_than_secs=2 * 86400)
+            reader.start()
+            await reader.read(window, None, asyncio.Event(), on_page=None, on_window=lambda: None)
+            await reader.drain()
+            again = dedup.split(
+                [("t-0-0", "r@c", "ok")], [{"id": "t-0-0", "recipientAddress": "r@c"}]
+            )
+            assert (again.events == []) is expect_remembered, window
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        store.close()
