@@ -17,7 +17,8 @@ code in one process, with an event loop whose clock jumps to the next timer.
 - ``tail``: like the day above, for a small tenant whose rows are half 23-24 h late and
   all change status 10-60 minutes after each step: do final statuses that become visible
   past the 25 h horizon arrive?
-- With ``bench/patches/`` applied (``prototype.py``), the backfill again: before/after.
+- When ``bench/patches/`` holds patches, the backfill again with them applied
+  (``prototype.py``): before/after. Without, src alone.
 """
 
 from __future__ import annotations
@@ -152,7 +153,8 @@ def _backfill(ctx: Context, report: Report, cmd: str) -> None:
 
 def _patched_backfill(ctx: Context, report: Report, cmd: str, spec: dict[str, Any]) -> None:
     """The same backfill with every patch of bench/patches/ applied (no ground truth)."""
-    tree = prototype.build(ctx.src, prototype.patch_names(), ctx.workdir / "tree-all")
+    tree = prototype.patched(ctx.src, ctx.workdir / "tree-all")
+    report.notes += prototype.left_out(tree)
     if not tree.applied:
         return
     plain = {k: v for k, v in spec.items() if not k.endswith("_secs")}

@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
 import orjson  # noqa: E402
 
 from bench.render import render_into  # noqa: E402
-from bench.results import Context, Report, machine  # noqa: E402
+from bench.results import Context, Report, Row, machine  # noqa: E402
 
 BENCHMARKS = [
     "throughput",
@@ -66,8 +66,16 @@ def _print(report: Report, seconds: float) -> None:
         print(f"  - {note}")
 
 
+# Targets about data, not speed: a miss fails the run (and CI's smoke run) whatever the size.
+CORRECTNESS_TARGETS = ("all, none twice", "0 / 0 / 0")
+
+
+def _correctness(row: Row) -> bool:
+    return row.target in CORRECTNESS_TARGETS
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the selected benchmarks; 0 when every one finished."""
+    """Run the selected benchmarks; 0 when every one finished and lost or repeated nothing."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; print, keep docs")
     parser.add_argument("--only", action="append", choices=BENCHMARKS, help="run only NAME")
@@ -94,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n== {name}: FAILED after {seconds:.0f} s\n{error}", file=sys.stderr)
                 continue
             _print(report, seconds)
+            wrong = [r.metric for r in report.rows if r.verdict == "missed" and _correctness(r)]
+            if wrong:
+                failures.append(f"{name} (lost or repeated data: {'; '.join(wrong)})")
             if not args.keep:
                 shutil.rmtree(ctx.workdir, ignore_errors=True)
             results[name] = {

@@ -4,10 +4,14 @@ One emulator process serves 100 tenants of 10,000 rows each (1,000,000 rows in a
 last three days), plus an empty tenant for the start-up baseline. One collector process
 reads every tenant with ``run --once``: ``fixed_delay`` (one lane per tenant, a minute's
 poll) and ``fresh`` with every default (six lanes per tenant, 600 in all, reading at
-once); both again on a copy of src with ``bench/patches/`` applied.
+once); when ``bench/patches/`` holds patches, both again on a copy of src with them
+applied (not with ``--smoke``).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 from bench import prototype
 from bench.results import Context, Report, bench_command
@@ -21,29 +25,38 @@ TARGET_MIB = 200.0
 TARGET_US = 10.0
 
 
+def _patched_plans(ctx: Context, report: Report) -> list[tuple[str, str, dict[str, Any], Path]]:
+    """The runs on copies of src with bench/patches/ applied (none without patches)."""
+    plans: list[tuple[str, str, dict[str, Any], Path]] = []
+    race = [n for n in prototype.patch_names() if "track-facts" in n]
+    if race:  # the dedup race fix alone: are the repeats gone?
+        alone = prototype.build(ctx.src, race, ctx.workdir / "tree-race")
+        if alone.applied and alone.src is not None:
+            plans.append(
+                (f"fresh, defaults, with only {race[0]}", "race", FRESH_DEFAULTS, alone.src)
+            )
+    tree = prototype.patched(ctx.src, ctx.workdir / "tree-all")
+    report.notes += prototype.left_out(tree)
+    if tree.applied and tree.src is not None:
+        plans += [
+            ("fixed_delay, with bench/patches applied", "pfixed", FIXED_MANY, tree.src),
+            ("fresh, defaults, with bench/patches applied", "pfresh", FRESH_DEFAULTS, tree.src),
+        ]
+    return plans
+
+
 def run(ctx: Context) -> Report:
     """CPU per event and RSS with many tenants."""
     tenants, rows = (5, 2_000) if ctx.smoke else (100, 10_000)
     report = Report(NAME)
     cmd = bench_command(NAME, ctx.smoke)
-    emulator = start_emulator(ctx, rows, tenants=tenants)
-    tree = prototype.build(ctx.src, prototype.patch_names(), ctx.workdir / "tree-all")
-    plans = [
+    plans: list[tuple[str, str, dict[str, Any], Path | None]] = [
         ("fixed_delay", "fixed", FIXED_MANY, None),
         ("fresh, defaults", "fresh", FRESH_DEFAULTS, None),
     ]
-    race = [n for n in prototype.patch_names() if "track-facts" in n]
-    if race and not ctx.smoke:  # the dedup race fix alone: are the repeats gone?
-        alone = prototype.build(ctx.src, race, ctx.workdir / "tree-race")
-        if alone.applied:
-            plans.append(
-                (f"fresh, defaults, with only {race[0]}", "race", FRESH_DEFAULTS, alone.src)
-            )
-    if tree.applied and not ctx.smoke:
-        plans += [
-            ("fixed_delay, with bench/patches applied", "pfixed", FIXED_MANY, tree.src),
-            ("fresh, defaults, with bench/patches applied", "pfresh", FRESH_DEFAULTS, tree.src),
-        ]
+    if not ctx.smoke:  # the patched trees (if any) at full size only
+        plans += _patched_plans(ctx, report)
+    emulator = start_emulator(ctx, rows, tenants=tenants)
     try:
         report.notes.append(
             f"Emulator with {tenants} tenants × {rows:,} rows: generated in "

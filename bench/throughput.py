@@ -13,7 +13,8 @@ CPU is the collector process's own user + system time (``os.wait4``), so the emu
 CPU does not count; "net" subtracts a run of the same configuration against the empty
 tenant (interpreter start-up, imports, config, SQLite, token). The raw limit parses the
 same pages, fetched once and kept as bytes, in this process (see ``rawlimit.py``).
-Both configurations run again on a copy of src with ``bench/patches/`` applied.
+When ``bench/patches/`` holds patches, both configurations run again on a copy of src with
+them applied (``prototype.py``); without, src alone is measured.
 """
 
 from __future__ import annotations
@@ -180,8 +181,8 @@ def run(ctx: Context) -> Report:
         )
         fixed = collect_backlog(ctx, emulator, "fixed", FIXED, rows=rows)
         fresh = collect_backlog(ctx, emulator, "fresh", FRESH_DEFAULTS, rows=rows)
-        tree = prototype.build(ctx.src, prototype.patch_names(), ctx.workdir / "tree-all")
-        patched = {}
+        tree = prototype.patched(ctx.src, ctx.workdir / "tree-all")
+        patched: dict[str, BacklogRun] = {}
         if tree.applied:
             for label, collection in (("fixed_delay", FIXED), ("fresh, defaults", FRESH_DEFAULTS)):
                 patched[label] = collect_backlog(
@@ -265,6 +266,7 @@ def run(ctx: Context) -> Report:
             command=cmd,
         )
         report.notes.append(f"With {', '.join(tree.applied)}: {describe(patched['fixed_delay'])}.")
+    report.notes += prototype.left_out(tree)
     if envelope.records != fixed.rows:
         report.notes.append(f"Raw limit read {envelope.records:,} records, not {fixed.rows:,}.")
     return report
