@@ -241,3 +241,29 @@ async def test_a_failed_page_request_gives_its_place_back(api_factory, clock) ->
         await api.get_json(URL, scope=SCOPE, classify=classify_graph, api="graph", hold_page=True)
     assert len(graph.api_requests) == 2  # retried once, then refused
     assert api.gate.in_use == 0
+
+
+async def test_a_page_response_is_freed_without_waiting_for_the_cyclic_gc(api_factory) -> None:
+    import gc
+    import weakref
+
+    seen: list[weakref.ref[httpx.Response]] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return Graph(httpx.Response(200, json=OK_BODY))(request)
+
+    api = api_factory(handler)
+    original = api.http.get
+
+    async def get(*args, **kwargs):  # keeps only a weak reference to each response
+        response = await original(*args, **kwargs)
+        seen.append(weakref.ref(response))
+        return response
+
+    api.http.get = get
+    gc.disable()  # only reference counting may free it
+    try:
+        assert await _get(api) == OK_BODY
+        assert seen and seen[-1]() is None  # httpx's response <-> stream cycle was broken
+    finally:
+        gc.enable()

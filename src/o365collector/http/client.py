@@ -139,7 +139,20 @@ class ApiClient:
             return classify_transport_error(exc)
         metrics.HTTP_REQUESTS.labels(api=api, status_class=f"{response.status_code // 100}xx").inc()
         self._gauge_budget()
-        return classify(response)
+        verdict = classify(response)
+        release_body(response)
+        return verdict
+
+
+def release_body(response: httpx.Response) -> None:
+    """Let the response (and its body) go as soon as the caller drops it.
+
+    httpx binds a response's stream to the response (``BoundAsyncStream``): a reference
+    cycle that only the cyclic garbage collector frees, and late, once the response has
+    been promoted to its oldest generation. Measured on a backlog, the bodies of past pages
+    (~1.8 MiB each for 5,000 rows) kept 20–50 MiB alive. The body was read already.
+    """
+    response.stream = httpx.ByteStream(b"")
 
 
 def _raise_if_permanent(verdict: Verdict) -> None:
