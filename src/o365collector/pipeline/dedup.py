@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from o365collector.pipeline.event import Event, event_id, row_key
+from o365collector.pipeline.event import Event, event_id, event_ids, row_key
 from o365collector.state.sqlite import SqliteStateStore, dedup_scope
 
 Fact = tuple[bytes, str]  # (row key, status)
@@ -71,10 +71,11 @@ class Deduplicator:
         tenant_id, stream = self.tenant_id, self.stream
         if not self.shared:
             tenant = self.tenant
+            ids = event_ids(tenant_id, stream, keys)
             return PageFacts(
                 events=[
-                    Event(tenant, stream, event_id(tenant_id, stream, *key), record)
-                    for key, record in zip(keys, records, strict=True)
+                    Event(tenant, stream, id_, record)
+                    for id_, record in zip(ids, records, strict=True)
                 ],
                 new_rows=len(records),
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from hashlib import blake2b
 from typing import Any
@@ -27,6 +28,17 @@ def event_id(tenant_id: str, stream: str, trace_id: str, recipient: str, status:
     digest = _prefix(tenant_id, stream).copy()  # blake2b is incremental: same digest
     digest.update(f"{trace_id}\x1f{recipient.lower()}\x1f{status.lower()}".encode())
     return digest.hexdigest()
+
+
+def event_ids(tenant_id: str, stream: str, keys: Iterable[tuple[str, str, str]]) -> list[str]:
+    """:func:`event_id` of each (trace id, recipient, status), for a page at once."""
+    prefix = _prefix(tenant_id, stream)
+    ids = []
+    for trace_id, recipient, status in keys:
+        digest = prefix.copy()
+        digest.update(f"{trace_id}\x1f{recipient.lower()}\x1f{status.lower()}".encode())
+        ids.append(digest.hexdigest())
+    return ids
 
 
 def row_key(tenant_id: str, stream: str, trace_id: str, recipient: str) -> bytes:

@@ -89,6 +89,28 @@ def lines(events: Sequence[Event], payload: Payload, stamp: str) -> tuple[bytes,
     them holds ~4 KiB per event until the batch is joined.
     """
     out = bytearray()
+    dump = orjson.dumps
+    try:  # the common case, without a call per event around orjson
+        if payload == "raw":
+            for event in events:
+                out += dump(event.record)
+                out += b"\n"
+        else:
+            for event in events:
+                out += dump(
+                    {
+                        "event_id": event.event_id,
+                        "tenant": event.tenant,
+                        "stream": event.stream,
+                        "delivered_at": stamp,
+                        "record": event.record,
+                    }
+                )
+                out += b"\n"
+        return bytes(out), {}
+    except orjson.JSONEncodeError:
+        pass  # one event orjson refuses: encode one by one, rejecting only what fails
+    out.clear()
     rejected: dict[int, str] = {}
     for index, event in enumerate(events):
         try:
