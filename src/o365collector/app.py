@@ -9,6 +9,7 @@ import signal
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -115,6 +116,7 @@ class Collector:
             for sink, cfg in zip(sinks, settings.sinks, strict=True)
         ]
         clients: list[httpx.AsyncClient] = []
+        tls: dict[Path | None, ssl.SSLContext] = {}
         sink_tasks: list[asyncio.Task[None]] = []
         health = self._health_server(runners)
         self._install_signals()
@@ -128,7 +130,7 @@ class Collector:
             dispatcher = Dispatcher(runners)
             workers = []
             for tenant in settings.tenants:
-                client = _http_client(tenant, settings)
+                client = _http_client(tenant, settings, tls)
                 clients.append(client)
                 workers.extend(self._tenant_workers(tenant, client, dispatcher, store))
             workers = self._select(workers, store)
@@ -327,10 +329,24 @@ class Collector:
             loop.remove_signal_handler(sig)
 
 
-def _http_client(tenant: TenantSettings, settings: Settings) -> httpx.AsyncClient:
-    verify: ssl.SSLContext | bool = True
-    if tenant.ca_bundle is not None:
-        verify = ssl.create_default_context(cafile=str(tenant.ca_bundle))
+def _http_client(
+    tenant: TenantSettings,
+    settings: Settings,
+    tls: dict[Path | None, ssl.SSLContext] | None = None,
+) -> httpx.AsyncClient:
+    """The tenant's HTTP client; ``tls`` shares one TLS context per CA bundle across tenants.
+
+    Each context holds the parsed CA certificates (~0.5 MiB for certifi's): one per tenant
+    grew memory with the number of tenants.
+    """
+    tls = {} if tls is None else tls
+    verify = tls.get(tenant.ca_bundle)
+    if verify is None:
+        if tenant.ca_bundle is None:
+            verify = httpx.create_ssl_context()
+        else:
+            verify = ssl.create_default_context(cafile=str(tenant.ca_bundle))
+        tls[tenant.ca_bundle] = verify
     timeout = settings.collection.retry.request_timeout_secs
     return httpx.AsyncClient(
         verify=verify,

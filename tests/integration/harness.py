@@ -118,6 +118,7 @@ def emulator_settings(rows: int, **overrides: Any) -> dict[str, Any]:
 def collector_config(
     workdir: Path, emulator_url: str, *, secret: str = SECRET, **collection: Any
 ) -> Path:
+    extra_sinks = collection.pop("extra_sinks", [])
     config = {
         "state_dir": str(workdir / "state"),
         "tenants": [
@@ -139,7 +140,10 @@ def collector_config(
             "max_window_secs": 86400,
             **collection,
         },
-        "sinks": [{"type": "jsonl", "name": "file", "path": str(workdir / "out" / "events.jsonl")}],
+        "sinks": [
+            {"type": "jsonl", "name": "file", "path": str(workdir / "out" / "events.jsonl")},
+            *extra_sinks,
+        ],
     }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import statistics
+import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -27,6 +28,7 @@ from harness import (
     parse_time,
     start_collector,
 )
+from werkzeug import Request, Response
 
 pytestmark = pytest.mark.integration
 
@@ -150,11 +152,36 @@ def test_late_rows_and_status_changes_arrive_complete(tmp_path):
         emulator.stop()
 
 
-def test_fault_matrix_ends_with_nothing_missing(tmp_path):
+class FlakyIngest:
+    """An HTTP sink's receiver that can be taken down (503) and records the event ids."""
+
+    def __init__(self) -> None:
+        self.down = threading.Event()
+        self.ids: list[str] = []
+        self.refused = 0
+
+    def __call__(self, request: Request) -> Response:
+        if self.down.is_set():
+            self.refused += 1
+            return Response("maintenance", status=503)
+        self.ids += [orjson.loads(line)["event_id"] for line in request.get_data().splitlines()]
+        return Response("ok", status=200)
+
+
+def test_fault_matrix_ends_with_nothing_missing(tmp_path, httpserver):
     emulator = _emulator(tmp_path)
     faults = f"{emulator.url}/_emulator/faults"
+    ingest = FlakyIngest()
+    httpserver.expect_request("/ingest").respond_with_handler(ingest)
+    second_sink = {
+        "type": "http",
+        "name": "siem",
+        "url": httpserver.url_for("/ingest"),
+        "gzip": False,
+        "payload": "envelope",  # with event ids, to compare with the file
+    }
     try:
-        config = collector_config(tmp_path, emulator.url, **COLLECTION)
+        config = collector_config(tmp_path, emulator.url, extra_sinks=[second_sink], **COLLECTION)
         started = now()
         proc = start_collector(config)
         schedule = [
@@ -168,6 +195,8 @@ def test_fault_matrix_ends_with_nothing_missing(tmp_path):
                 {"rules": [{"kind": "html", "count": 3}, {"kind": "drop", "count": 3}]},
             ),
             (52, "kill", None),
+            (56, "sink outage", None),  # the SIEM answers 503 for 6 s: every sink waits
+            (62, "sink back", None),
         ]
         begin = time.monotonic()
         for at, what, rules in schedule:
@@ -175,6 +204,10 @@ def test_fault_matrix_ends_with_nothing_missing(tmp_path):
             if what == "kill":
                 kill(proc)
                 proc = start_collector(config)
+            elif what == "sink outage":
+                ingest.down.set()
+            elif what == "sink back":
+                ingest.down.clear()
             else:
                 assert httpx.post(faults, json=rules).status_code == 200, what
         time.sleep(max(0.0, RUN_SECS - (time.monotonic() - begin)))
@@ -182,6 +215,10 @@ def test_fault_matrix_ends_with_nothing_missing(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
         assert httpx.get(faults).json()["pending"] == 0, "not every fault was exercised"
+        assert ingest.refused > 0, "the sink outage was never felt"
         _check(tmp_path, emulator, started, stopped)
+        # the second sink got every event the file did (repeats after a kill keep their ids)
+        in_file = {event["event_id"] for event in output_lines(tmp_path)}
+        assert set(ingest.ids) == in_file
     finally:
         emulator.stop()
