@@ -181,3 +181,59 @@ async def test_final_forgets_history_it_alone_reads(tmp_path: Path) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await running
         store.close()
+
+
+class Status(str):
+    """A status that can be weakly referenced, to see who keeps a page's facts alive."""
+
+    __slots__ = ("__weakref__",)
+
+
+async def test_a_committed_page_is_not_kept_while_the_lane_waits(tmp_path: Path) -> None:
+    gate = PageGate(None)
+    store = SqliteStateStore(tmp_path / "state.db")
+    sink = SlowSink()
+    runner = SinkRunner(
+        sink,  # type: ignore[arg-type]
+        batch_max_events=50,
+        queue_max_batches=8,
+        retry=RetrySettings(),
+        dead_letter=DeadLetter(tmp_path / "dead-letter"),
+        clock=SystemClock(),
+    )
+    running = asyncio.create_task(runner.run())
+    statuses: list[weakref.ref[Status]] = []
+
+    class Source(GatedSource):
+        def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
+            status = Status(record["status"])
+            statuses.append(weakref.ref(status))
+            return (record["id"], record["recipientAddress"], status)
+
+    dedup = Deduplicator(store, tenant="t", tenant_id="t", stream="s", keep_secs=3600)
+    ctx = LaneContext(
+        StreamIdentity("t", "t", "s"),
+        Source(gate, "t", pages=2, rows=5, peak=[0]),  # type: ignore[arg-type]
+        Dispatcher([runner]),
+        dedup,
+        SystemClock(),
+        StreamProgress("t", "s"),
+        gate,
+    )
+    committed = asyncio.Event()
+    reader = WindowReader(ctx, "live", Priority.LIVE)
+    reader.start()
+    try:
+        await reader.read(WINDOW, None, asyncio.Event(), on_page=None, on_window=committed.set)
+        await asyncio.wait_for(committed.wait(), 5)
+        await asyncio.sleep(0)
+        assert len(statuses) == 10 and len(sink.ids) == 10
+        # the committer waits for the lane's next page: it holds none of the last page's facts
+        assert [ref for ref in statuses if ref() is not None] == []
+        assert dedup.split([("t-0-0", "r@c", "ok")], [{"id": "t-0-0"}]).events == []
+    finally:
+        await reader.drain()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        store.close()

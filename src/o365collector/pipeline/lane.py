@@ -206,6 +206,9 @@ class WindowReader:
             ack, apply = item
             await ack
             apply()
+            # Not kept while waiting for the next page: a lane idle after its last page
+            # would hold that page's facts (with many tenants, half a backlog's worth).
+            del item, ack, apply
 
 
 def _follow(source: asyncio.Future[None], target: asyncio.Future[None]) -> None:
