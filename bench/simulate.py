@@ -125,7 +125,7 @@ def _patch(emulator: Any, clock: VirtualClock) -> EmulatorTransport:
     from o365collector.sinks import jsonl
 
     transport = EmulatorTransport(emulator, clock)
-    app._http_client = lambda tenant, settings: httpx.AsyncClient(transport=transport)  # type: ignore[assignment]
+    app._http_client = lambda tenant, settings, tls=None: httpx.AsyncClient(transport=transport)  # type: ignore[assignment]
 
     async def inline(func: Any, /, *args: Any, **kwargs: Any) -> Any:
         return func(*args, **kwargs)
