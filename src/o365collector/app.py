@@ -224,7 +224,7 @@ class Collector:
                 tenant=tenant.label,
                 tenant_id=tenant.tenant_id,
                 stream=name,
-                keep_secs=plan.final_age_secs + 86400,
+                keep_secs=plan.remember_secs,
                 shared=any(lane.name != "final" for lane in plan.lanes),
             )
             ctx = LaneContext(

@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from o365collector.clock import SystemClock
 from o365collector.config.model import RetrySettings
@@ -79,35 +82,57 @@ class SlowSink:
         return None
 
 
-async def test_pages_held_across_tenants_never_exceed_the_limit(tmp_path: Path) -> None:
-    gate = PageGate(LIMIT)
+@dataclass
+class Rig:
+    """A running slow sink behind a dispatcher, and the state store, for one test."""
+
+    sink: SlowSink
+    dispatcher: Dispatcher
+    store: SqliteStateStore
+
+    def context(self, name: str, source: GatedSource, gate: PageGate) -> LaneContext:
+        """The lane context of stream ``s`` of tenant ``name``, reading ``source``."""
+        dedup = Deduplicator(self.store, tenant=name, tenant_id=name, stream="s", keep_secs=3600)
+        return LaneContext(
+            StreamIdentity(name, name, "s"),
+            source,  # type: ignore[arg-type]
+            self.dispatcher,
+            dedup,
+            SystemClock(),
+            StreamProgress(name, "s"),
+            gate,
+        )
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     sink = SlowSink()
-    clock = SystemClock()
     runner = SinkRunner(
         sink,  # type: ignore[arg-type]
         batch_max_events=50,
         queue_max_batches=8,
         retry=RetrySettings(),
         dead_letter=DeadLetter(tmp_path / "dead-letter"),
-        clock=clock,
+        clock=SystemClock(),
     )
     running = asyncio.create_task(runner.run())
     store = SqliteStateStore(tmp_path / "state.db")
+    try:
+        yield Rig(sink, Dispatcher([runner]), store)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        store.close()
+
+
+async def test_pages_held_across_tenants_never_exceed_the_limit(rig: Rig) -> None:
+    gate = PageGate(LIMIT)
     peak = [0]
     readers = []
     for tenant in range(12):  # twelve tenants, two lanes each, all reading at once
         name = f"t{tenant}"
-        source = GatedSource(gate, name, pages=5, rows=20, peak=peak)
-        dedup = Deduplicator(store, tenant=name, tenant_id=name, stream="s", keep_secs=3600)
-        ctx = LaneContext(
-            StreamIdentity(name, name, "s"),
-            source,  # type: ignore[arg-type]
-            Dispatcher([runner]),
-            dedup,
-            clock,
-            StreamProgress("t", "s"),
-            gate,
-        )
+        ctx = rig.context(name, GatedSource(gate, name, pages=5, rows=20, peak=peak), gate)
         for lane, priority in (("live", Priority.LIVE), ("final", Priority.FINAL)):
             reader = WindowReader(
                 ctx,
@@ -117,70 +142,38 @@ async def test_pages_held_across_tenants_never_exceed_the_limit(tmp_path: Path) 
             )
             reader.start()
             readers.append(reader)
-    try:
-        stop = asyncio.Event()
-        await asyncio.wait_for(
-            asyncio.gather(
-                *(r.read(WINDOW, None, stop, on_page=None, on_window=lambda: None) for r in readers)
-            ),
-            timeout=30,
-        )
-        await asyncio.gather(*(r.drain() for r in readers))
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
-        store.close()
+    stop = asyncio.Event()
+    await asyncio.wait_for(
+        asyncio.gather(
+            *(r.read(WINDOW, None, stop, on_page=None, on_window=lambda: None) for r in readers)
+        ),
+        timeout=30,
+    )
+    await asyncio.gather(*(r.drain() for r in readers))
     # records in memory at once: at most LIMIT pages of 20, and the limit was reached
     assert peak[0] == LIMIT * 20
     assert gate.in_use == 0 and gate.waiting == 0  # every place given back
     # both lanes of a tenant read the same rows: each row delivered once
-    assert len(sink.ids) == len(set(sink.ids)) == 12 * 5 * 20
+    ids = rig.sink.ids
+    assert len(ids) == len(set(ids)) == 12 * 5 * 20
 
 
-async def test_final_forgets_history_it_alone_reads(tmp_path: Path) -> None:
+async def test_final_forgets_history_it_alone_reads(rig: Rig) -> None:
     gate = PageGate(None)
-    store = SqliteStateStore(tmp_path / "state.db")
-    sink = SlowSink()
-    runner = SinkRunner(
-        sink,  # type: ignore[arg-type]
-        batch_max_events=50,
-        queue_max_batches=8,
-        retry=RetrySettings(),
-        dead_letter=DeadLetter(tmp_path / "dead-letter"),
-        clock=SystemClock(),
-    )
-    running = asyncio.create_task(runner.run())
-    dedup = Deduplicator(store, tenant="t", tenant_id="t", stream="s", keep_secs=3600)
-    source = GatedSource(gate, "t", pages=1, rows=3, peak=[0])
-    ctx = LaneContext(
-        StreamIdentity("t", "t", "s"),
-        source,  # type: ignore[arg-type]
-        Dispatcher([runner]),
-        dedup,
-        SystemClock(),
-        StreamProgress("t", "s"),
-        gate,
-    )
+    ctx = rig.context("t", GatedSource(gate, "t", pages=1, rows=3, peak=[0]), gate)
     now = datetime.now(UTC)
     old = TimeWindow(now - timedelta(days=3), now - timedelta(days=3) + timedelta(hours=1))
     recent = TimeWindow(now - timedelta(hours=27), now - timedelta(hours=26))
-    try:
-        for window, expect_remembered in ((old, False), (recent, True)):
-            store.reset()
-            reader = WindowReader(ctx, "final", Priority.FINAL, forget_older_than_secs=2 * 86400)
-            reader.start()
-            await reader.read(window, None, asyncio.Event(), on_page=None, on_window=lambda: None)
-            await reader.drain()
-            again = dedup.split(
-                [("t-0-0", "r@c", "ok")], [{"id": "t-0-0", "recipientAddress": "r@c"}]
-            )
-            assert (again.events == []) is expect_remembered, window
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
-        store.close()
+    for window, expect_remembered in ((old, False), (recent, True)):
+        rig.store.reset()
+        reader = WindowReader(ctx, "final", Priority.FINAL, forget_older_than_secs=2 * 86400)
+        reader.start()
+        await reader.read(window, None, asyncio.Event(), on_page=None, on_window=lambda: None)
+        await reader.drain()
+        again = ctx.dedup.split(
+            [("t-0-0", "r@c", "ok")], [{"id": "t-0-0", "recipientAddress": "r@c"}]
+        )
+        assert (again.events == []) is expect_remembered, window
 
 
 class Status(str):
@@ -189,19 +182,8 @@ class Status(str):
     __slots__ = ("__weakref__",)
 
 
-async def test_a_committed_page_is_not_kept_while_the_lane_waits(tmp_path: Path) -> None:
+async def test_a_committed_page_is_not_kept_while_the_lane_waits(rig: Rig) -> None:
     gate = PageGate(None)
-    store = SqliteStateStore(tmp_path / "state.db")
-    sink = SlowSink()
-    runner = SinkRunner(
-        sink,  # type: ignore[arg-type]
-        batch_max_events=50,
-        queue_max_batches=8,
-        retry=RetrySettings(),
-        dead_letter=DeadLetter(tmp_path / "dead-letter"),
-        clock=SystemClock(),
-    )
-    running = asyncio.create_task(runner.run())
     statuses: list[weakref.ref[Status]] = []
 
     class Source(GatedSource):
@@ -210,16 +192,7 @@ async def test_a_committed_page_is_not_kept_while_the_lane_waits(tmp_path: Path)
             statuses.append(weakref.ref(status))
             return (record["id"], record["recipientAddress"], status)
 
-    dedup = Deduplicator(store, tenant="t", tenant_id="t", stream="s", keep_secs=3600)
-    ctx = LaneContext(
-        StreamIdentity("t", "t", "s"),
-        Source(gate, "t", pages=2, rows=5, peak=[0]),  # type: ignore[arg-type]
-        Dispatcher([runner]),
-        dedup,
-        SystemClock(),
-        StreamProgress("t", "s"),
-        gate,
-    )
+    ctx = rig.context("t", Source(gate, "t", pages=2, rows=5, peak=[0]), gate)
     committed = asyncio.Event()
     reader = WindowReader(ctx, "live", Priority.LIVE)
     reader.start()
@@ -227,13 +200,9 @@ async def test_a_committed_page_is_not_kept_while_the_lane_waits(tmp_path: Path)
         await reader.read(WINDOW, None, asyncio.Event(), on_page=None, on_window=committed.set)
         await asyncio.wait_for(committed.wait(), 5)
         await asyncio.sleep(0)
-        assert len(statuses) == 10 and len(sink.ids) == 10
+        assert len(statuses) == 10 and len(rig.sink.ids) == 10
         # the committer waits for the lane's next page: it holds none of the last page's facts
         assert [ref for ref in statuses if ref() is not None] == []
-        assert dedup.split([("t-0-0", "r@c", "ok")], [{"id": "t-0-0"}]).events == []
+        assert ctx.dedup.split([("t-0-0", "r@c", "ok")], [{"id": "t-0-0"}]).events == []
     finally:
         await reader.drain()
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
-        store.close()

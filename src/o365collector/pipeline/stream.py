@@ -47,6 +47,14 @@ class StreamPlan:
         """How old a window is when ``final`` reads it; no lane reads it after that."""
         return final_age_secs(self.lanes, self.horizon_secs)
 
+    @property
+    def remember_secs(self) -> float:
+        """How long after a window's end its facts are kept: ``final``'s age plus a day.
+
+        The day covers a band sweep still running when ``final`` reads the same window.
+        """
+        return self.final_age_secs + 86400
+
 
 class StreamWorker:
     """Runs every lane of one stream until stopped (or, with ``once``, caught up)."""
@@ -112,9 +120,9 @@ class StreamWorker:
     async def _run_lane(
         self, lane: WatermarkLane | BandLane, stop: asyncio.Event, once: bool
     ) -> None:
-        # A band may still be sweeping a window `final` reads, for as long as a sweep takes:
-        # `final` remembers what it delivers for a day past its age, and forgets older history.
-        forget = self.plan.final_age_secs + 86400 if lane.name == "final" else None
+        # `final` remembers what it delivers within `remember_secs` (a band may still be
+        # sweeping that window) and forgets older history, which no lane reads again.
+        forget = self.plan.remember_secs if lane.name == "final" else None
         reader = WindowReader(self.ctx, lane.name, lane.priority, forget_older_than_secs=forget)
         reader.start()
         try:

@@ -97,15 +97,7 @@ def lines(events: Sequence[Event], payload: Payload, stamp: str) -> tuple[bytes,
                 out += b"\n"
         else:
             for event in events:
-                out += dump(
-                    {
-                        "event_id": event.event_id,
-                        "tenant": event.tenant,
-                        "stream": event.stream,
-                        "delivered_at": stamp,
-                        "record": event.record,
-                    }
-                )
+                out += dump(envelope(event, stamp))
                 out += b"\n"
         return bytes(out), {}
     except orjson.JSONEncodeError:

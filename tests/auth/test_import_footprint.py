@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from auth_support import make_cert_files
 
 from o365collector.emulator import Emulator, EmulatorSettings, TenantSpec
 
@@ -110,32 +106,6 @@ def _run_once(tmp_path: Path, credential: dict[str, Any], cert_pem: str) -> list
     return names
 
 
-def _cert_files(folder: Path) -> tuple[str, Path]:
-    """A self-signed RSA certificate: its PEM text, and a PEM file with it and its key."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "o365collector-footprint")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    combined = folder / "combined.pem"
-    combined.write_text(cert_pem + key_pem, encoding="utf-8")
-    return cert_pem, combined
-
-
 @pytest.mark.parametrize(
     "module",
     ["o365collector.cli", "o365collector.app", "o365collector.http.auth", "o365collector.config"],
@@ -148,16 +118,16 @@ def test_run_modules_import_neither_cryptography_nor_cli_only_code(module: str) 
 
 
 def test_client_secret_run_never_imports_cryptography(tmp_path: Path) -> None:
-    cert_pem, _ = _cert_files(tmp_path)
-    loaded = _run_once(tmp_path, {"type": "client_secret", "client_secret": SECRET}, cert_pem)
+    cert = make_cert_files(tmp_path)
+    loaded = _run_once(tmp_path, {"type": "client_secret", "client_secret": SECRET}, cert.cert_text)
     assert [m for m in loaded if m.split(".")[0] == "cryptography"] == []
     assert [m for m in loaded if m.startswith(CLI_ONLY)] == []
 
 
 def test_certificate_run_imports_cryptography(tmp_path: Path) -> None:
     """The control: the probe does see ``cryptography`` when a certificate signs in."""
-    cert_pem, combined = _cert_files(tmp_path)
-    credential = {"type": "certificate", "certificate_file": str(combined)}
-    loaded = _run_once(tmp_path, credential, cert_pem)
+    cert = make_cert_files(tmp_path)
+    credential = {"type": "certificate", "certificate_file": str(cert.combined_pem)}
+    loaded = _run_once(tmp_path, credential, cert.cert_text)
     assert "cryptography.hazmat.primitives.serialization" in loaded
     assert [m for m in loaded if m.startswith(CLI_ONLY)] == []
