@@ -214,11 +214,13 @@ def run(ctx: Context) -> Report:
             ok=result.us_per_event <= TARGET_US,
             command=cmd,
         )
+        # A smoke run's few events can cost less than the empty run's start-up noise: net 0.
+        one_core = 1e6 / result.us_per_event if result.us_per_event > 0 else float("inf")
         report.add(
             f"events/s wall ({label})",
-            f"{result.events_per_sec:,.0f} (one core: {1e6 / result.us_per_event:,.0f})",
+            f"{result.events_per_sec:,.0f} (one core: {one_core:,.0f})",
             target="≥ 100,000 on one core",
-            ok=1e6 / result.us_per_event >= 100_000,
+            ok=one_core >= 100_000,
             command=cmd,
         )
         report.add(
