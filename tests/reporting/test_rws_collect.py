@@ -6,10 +6,16 @@ report and message trace detail for ``full``, and the same configuration for ``p
 into JSON lines. Then, per stream: nothing missing that was visible and in range, nothing
 delivered twice; ``partial`` still collects the reports it has and says once, per missing
 report, what to fix.
+
+The service's own paging is drawn at random for each run (page size 100, 500, 2,000 or 5,000
+rows, with or without next links; ``RWS_PAGING=500,links`` picks one): the collector asks
+for 400 rows a page, so some runs are paged by the service below that.
 """
 
 from __future__ import annotations
 
+import os
+import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +48,20 @@ DETAIL_DELAY = 7200
 SELECTED = {"failed", "quarantined", "filteredasspam"}
 
 
+def _service_paging() -> tuple[int, bool]:
+    """The service's page size and whether it sends next links, from RWS_PAGING or at random."""
+    chosen = os.environ.get("RWS_PAGING")
+    if chosen:
+        size, links = chosen.split(",")
+        return int(size), links == "links"
+    pick = random.SystemRandom()
+    return pick.choice((100, 500, 2000, 5000)), pick.random() < 0.5
+
+
+PAGE_SIZE, NEXT_LINKS = _service_paging()
+PAGING = f"RWS_PAGING={PAGE_SIZE},{'links' if NEXT_LINKS else 'no-links'}"
+
+
 def _emulator_settings() -> dict[str, Any]:
     tenants = []
     for tenant_id, reports in TENANTS.values():
@@ -62,6 +82,8 @@ def _emulator_settings() -> dict[str, Any]:
         "late_delay_secs": [120.0, 3600.0],
         "status_change_delay_secs": [30.0, 900.0],
         "rws_aggregate_delay_secs": 600.0,
+        "rws_page_size": PAGE_SIZE,
+        "rws_next_links": NEXT_LINKS,
     }
 
 
@@ -174,7 +196,9 @@ def _check_per_row(run: Run, tenant: str, report: str) -> int:
         if _visible(t, run.started) and record_time(spec, t["record"]) < live  # type: ignore[operator]
     }
     missing = due - rows
-    assert not missing, f"{report}: {len(missing)} rows missing, e.g. {sorted(missing)[:2]}"
+    assert not missing, (
+        f"{PAGING}: {report}: {len(missing)} rows missing, e.g. {sorted(missing)[:2]}"
+    )
     return len(due)
 
 
@@ -196,7 +220,7 @@ def _check_aggregate(run: Run, tenant: str, report: str) -> int:
         and record_time(spec, t["record"]) + bucket <= mark  # type: ignore[operator]
     }
     got = set(keys)
-    assert due <= got, f"{report}: {len(due - got)} buckets missing"
+    assert due <= got, f"{PAGING}: {report}: {len(due - got)} buckets missing"
     early = [k for k in got - due if parse_iso(k[0]) >= low]
     assert not early, f"{report}: buckets delivered before they settled: {early[:2]}"
     return len(due)
@@ -206,6 +230,7 @@ def _check_aggregate(run: Run, tenant: str, report: str) -> int:
 def test_every_report_is_complete_and_delivered_once(run: Run, report: str) -> None:
     spec = CATALOG[report]
     check = _check_aggregate if spec.aggregated else _check_per_row
+    print(f"service paging: {PAGING}")  # to run the same draw again
     assert check(run, "full", report) > 0, f"{report}: nothing was due; the test proves nothing"
     tags = {(e["tenant"], e["stream"]) for e in run.events.get(("full", spec.stream), [])}
     assert tags == {("full", spec.stream)}

@@ -157,7 +157,7 @@ class ReportingApi:
             return server_error(fmt), 0
         now = to_ticks(self._clock())
         rows = self._select(data, report, query, now)
-        size = query.top or self._settings.rws_max_top
+        size, next_top = self._paging(query)
         start, end = query.window(now)
         echo: Row = {"StartDate": When(start), "EndDate": When(end)}
         page = [
@@ -165,6 +165,11 @@ class ReportingApi:
             for i, row in enumerate(rows[query.skip : query.skip + size])
         ]
         more = bool(page) and query.skip + len(page) < len(rows)
+        if self._settings.rws_page_size is not None:
+            # Server-driven paging (OData v3): a link only after a page cut at the service's
+            # size, asking for the rest of the $top; a page that completes the $top has none.
+            more = more and len(page) == size and next_top != 0
+        more = more and self._settings.rws_next_links
         if fmt == "atom":
             body = atom_feed(
                 base=base, report=report.name, rows=page, first_index=query.skip,
@@ -174,9 +179,23 @@ class ReportingApi:
             body = json_page(
                 fmt, base=base, report=report.name, rows=page, first_index=query.skip,
                 time_field=report.time_field,
-                next_query=query.next_query(query.skip + len(page)) if more else None,
+                next_query=query.next_query(query.skip + len(page), next_top) if more else None,
             )  # fmt: skip
         return page_response(fmt, body), len(page)
+
+    def _paging(self, query: RwsQuery) -> tuple[int, int | None]:
+        """Rows in this page, and the ``$top`` its next link asks for (None: as asked).
+
+        Without ``rws_page_size`` a page holds the asked ``$top`` (the largest without one)
+        and its link repeats that ``$top``. With it, a page holds at most the service's size
+        and its link asks for what is left of the ``$top`` (0 when nothing is left).
+        """
+        server = self._settings.rws_page_size
+        if server is None:
+            return query.top or self._settings.rws_max_top, None
+        if query.top is None:
+            return server, None
+        return min(query.top, server), max(0, query.top - server)
 
     def _select(self, data: TenantData, report: ReportDef, query: RwsQuery, now: int) -> list[Row]:
         eq = dict(query.eq)
@@ -198,6 +217,12 @@ class ReportingApi:
                 cached = REPORTS[name].build(data, self._delay)
                 self._cache[key] = cached
             return cached
+
+    def serve_rows(self, data: TenantData, report: str, source: RowSource) -> None:
+        """Answer ``report`` of one tenant from ``source`` from now on (KeyError if unknown)."""
+        name = BY_LOWER[report.lower()].name
+        with self._lock:
+            self._cache[(data.spec.tenant_id.lower(), name)] = source
 
     def ground_truth(self, data: TenantData, report: str) -> Iterator[dict[str, Any]]:
         """Every row the report will ever serve, with when it becomes visible.

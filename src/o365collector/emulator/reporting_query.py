@@ -50,15 +50,20 @@ class RwsQuery:
             return now - DEFAULT_SPAN, now
         return self.start, self.end
 
-    def next_query(self, skip: int) -> str:
-        """The query string of the next page (service style: ``DateTime'…'`` literals)."""
+    def next_query(self, skip: int, top: int | None = None) -> str:
+        """The query string of the next page (service style: ``DateTime'…'`` literals).
+
+        ``top`` replaces the asked ``$top`` (server-driven paging asks for the rest of it).
+        """
         parts = []
         for name, value in self.raw.items():
-            if name == "$skiptoken":
+            if name == "$skiptoken" or (name == "$top" and top is not None):
                 continue
             if name == "$filter":
                 value = re.sub(r"datetime'", "DateTime'", value, flags=re.IGNORECASE)
             parts.append(name + "=" + quote(value, safe="'"))
+        if top is not None:
+            parts.append(f"$top={top}")
         parts.append(f"$skiptoken={skip}")
         return "&".join(parts)
 

@@ -134,6 +134,15 @@ class EmulatorSettings:
         rws_aggregate_delay_secs: How long after its end an RWS aggregate bucket appears.
         rws_max_top: Largest RWS ``$top`` (and the RWS page size without one).
         rws_skiptoken_ceiling: RWS ``$skiptoken`` from which the service answers 500.
+        rws_page_size: The service's own RWS page size (server-driven paging), or None
+            for pages of the asked ``$top`` with a next link (same ``$top``) while rows
+            remain. With a size, a page holds at most that many rows; with
+            ``rws_next_links`` a full page of a larger ``$top`` carries a link asking for
+            the *remaining* ``$top`` (OData v3), and a page that completes its ``$top``
+            carries none, whatever rows remain.
+        rws_next_links: False: the service never sends next links (the client steps
+            ``$skiptoken`` itself); with ``rws_page_size`` below the asked ``$top`` it
+            cuts pages short without saying so.
     """
 
     seed: int = 1
@@ -154,6 +163,8 @@ class EmulatorSettings:
     rws_aggregate_delay_secs: float = 3600.0
     rws_max_top: int = 2000
     rws_skiptoken_ceiling: int = 999_999
+    rws_page_size: int | None = None
+    rws_next_links: bool = True
 
     def __post_init__(self) -> None:
         """Validate the settings; raises EmulatorSettingsError naming the field."""
@@ -180,6 +191,8 @@ class EmulatorSettings:
             raise EmulatorSettingsError("rws_aggregate_delay_secs: must be >= 0")
         if self.rws_max_top < 1 or self.rws_skiptoken_ceiling < 1:
             raise EmulatorSettingsError("rws_max_top/rws_skiptoken_ceiling: must be >= 1")
+        if self.rws_page_size is not None and self.rws_page_size < 1:
+            raise EmulatorSettingsError("rws_page_size: must be >= 1 (or null)")
 
 
 # Field name -> expected kind in a mapping: "str", "int", "float", "range", "bool", "roles".
@@ -220,6 +233,8 @@ _SETTINGS_KINDS = {
     "rws_aggregate_delay_secs": "float",
     "rws_max_top": "int",
     "rws_skiptoken_ceiling": "int",
+    "rws_page_size": "int",
+    "rws_next_links": "bool",
 }
 
 

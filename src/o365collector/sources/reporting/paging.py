@@ -73,12 +73,36 @@ def skiptoken_of(url: str) -> int:
     return int(value)
 
 
+def top_of(url: str, default: int) -> int:
+    """The ``$top`` a URL asks for (the page size in force for it); ``default`` when absent.
+
+    Raises:
+        SourceError: the ``$top`` is not a positive number.
+    """
+    value = query_value(url, "$top")
+    if value is None:
+        return default
+    if not value.strip().isdigit() or int(value) < 1:
+        msg = f"the Reporting Web Service sent a next link with a bad $top ({value[:40]!r})"
+        raise SourceError(msg)
+    return int(value)
+
+
+def with_options(url: str, **options: int) -> str:
+    """``url`` with the given numeric query options set (``skiptoken=5`` sets ``$skiptoken``).
+
+    Every other option is kept as it was; the options set go last, in the order given.
+    """
+    names = {f"${name}" for name in options}
+    parts = urlsplit(url)
+    kept = [part for key, part in _params(url) if key not in names]
+    kept.extend(f"${name}={value}" for name, value in options.items())
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), parts.fragment))
+
+
 def with_skiptoken(url: str, offset: int) -> str:
     """``url`` asking for rows from ``offset``: its ``$skiptoken`` set, everything else kept."""
-    parts = urlsplit(url)
-    kept = [part for key, part in _params(url) if key != "$skiptoken"]
-    kept.append(f"$skiptoken={offset}")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), parts.fragment))
+    return with_options(url, skiptoken=offset)
 
 
 def passes_ceiling(offset: int, page_size: int, ceiling: int = SKIPTOKEN_CEILING) -> bool:

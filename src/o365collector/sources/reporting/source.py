@@ -12,6 +12,11 @@ resumes the window after a restart without other state.
   the window during which it ended, so the plan's settle delay applies to the whole
   bucket; rows of other buckets (a range bound the service may include) are left to the
   window that owns them. Summary reports query one bucket at a time.
+- A query is complete only when the service says so (:meth:`ReportSource.continuation`):
+  every next link is followed, and a page without one ends the query only when it is empty
+  or short of the ``$top`` in force for it. The service may page at fewer rows than asked,
+  answering a next link that carries the *remaining* ``$top``; a chain that ends exactly
+  at its ``$top`` continues at the next offset with the collector's own ``$top``.
 - ``$skiptoken`` is a row offset and fails past 999,999: a query whose next page would
   cross it is not followed but read again in two halves (the dedup store drops what the
   first attempt delivered).
@@ -44,7 +49,8 @@ from o365collector.sources.reporting.paging import (
     query_value,
     resolve_link,
     skiptoken_of,
-    with_skiptoken,
+    top_of,
+    with_options,
 )
 from o365collector.sources.reporting.records import record_key, record_time
 from o365collector.windows import TimeWindow, parse_iso
@@ -52,6 +58,11 @@ from o365collector.windows import TimeWindow, parse_iso
 log = structlog.get_logger(__name__)
 
 MAX_TOP = 2000  # RWS pages hold at most 2000 rows (api-facts §1.5)
+# Services page at round sizes. A short page without a next link whose length is a multiple
+# of this may be one the service cut at its own page size without saying so: it is
+# confirmed by reading the next offset (an empty page ends the query). The cost is one
+# request for about one short page in fifty.
+ROUND_PAGE = 50
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BOUND = r"{}\s+eq\s+datetime'([^']+)'"
 _START = re.compile(_BOUND.format("StartDate"), re.IGNORECASE)
@@ -204,14 +215,33 @@ class ReportSource:
         for _ in range(self._max_pages):
             page = await self._get(url, priority, refused_resume=False)
             rows.extend(page.records)
-            if page.next_link is None:
+            following = self.continuation(url, page)
+            if following is None:
                 return rows
-            url = resolve_link(url, page.next_link, self._origin)
+            url = following
             if url in seen:
                 break
             seen.add(url)
         msg = f"{self.spec.name}: paging did not end; stopping to avoid a loop"
         raise SourceError(msg)
+
+    def continuation(self, url: str, page: ReportPage) -> str | None:
+        """The URL of the next page of ``url``'s query, or ``None`` when the query is done.
+
+        Done means the service said so: no next link, and a page that is empty or short of
+        the ``$top`` in force for ``url`` (a short page whose length is a multiple of
+        :data:`ROUND_PAGE` is confirmed first). A page that fills its ``$top`` continues at
+        the next offset with the collector's own ``$top``: a next link may carry only the
+        rest of an earlier ``$top``, and the query goes on after that.
+        """
+        if page.next_link is not None:
+            return resolve_link(url, page.next_link, self._origin)
+        count = len(page.records)
+        if count == 0:
+            return None
+        if count < top_of(url, self._page_size) and count % ROUND_PAGE:
+            return None
+        return with_options(url, top=self._page_size, skiptoken=skiptoken_of(url) + count)
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
         """The row's identity from the catalog's key fields (and status, if any)."""
@@ -249,17 +279,10 @@ class ReportSource:
         self, url: str, page: ReportPage, query: Query, window: TimeWindow
     ) -> tuple[str, Query] | None:
         """The next URL to read and its query, or ``None`` when the window is done."""
-        if page.next_link is not None:
-            link = resolve_link(url, page.next_link, self._origin)
-            offset = skiptoken_of(link)
-        elif len(page.records) >= self._page_size:
-            # With $top the service may not send a link: ask for the next offset until a
-            # short page (as Elastic's collector does).
-            offset = skiptoken_of(url) + len(page.records)
-            link = with_skiptoken(url, offset)
-        else:
+        link = self.continuation(url, page)
+        if link is None:
             return self._after(query, window)
-        if passes_ceiling(offset, self._page_size, self._ceiling):
+        if passes_ceiling(skiptoken_of(link), top_of(link, self._page_size), self._ceiling):
             half = self._split(query)
             return self.query_url(half), half
         return link, query
