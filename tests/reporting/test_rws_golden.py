@@ -67,10 +67,13 @@ def test_no_rws_input_is_left_out() -> None:
         "fixtures/elastic-integrations/data_stream/log/_dev/test/pipeline/test-log.log-expected.json",
         "fixtures/elastic-integrations/data_stream/log/_dev/test/pipeline/test-common-config.yml",
     }
+    schemas = ("ecs-", "ocsf-schema-")  # field lists and schemas, not Microsoft records
     present = {
         str(p.relative_to(FIXTURES.parent))
         for p in FIXTURES.rglob("*")
-        if p.is_file() and p.suffix in (".json", ".log", ".yml")
+        if p.is_file()
+        and p.suffix in (".json", ".log", ".yml")
+        and not p.relative_to(FIXTURES).parts[0].startswith(schemas)
     }
     assert present - read - graph_or_outputs == set()
 
