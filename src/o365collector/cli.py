@@ -221,6 +221,12 @@ def validate(config_path: Path) -> None:
         f"{config_path}: valid ({len(settings.tenants)} tenant(s), {streams} stream(s), "
         f"{len(settings.sinks)} sink(s))."
     )
+    lookback = settings.collection.initial_lookback_secs
+    click.echo(
+        f"A stream with no state reads back {lookback:g} s "
+        f"({lookback / 3600:.4g} h, collection.initial_lookback_secs) and nothing older; "
+        "older history: o365collector backfill --from … --to …"
+    )
 
 
 @main.command()

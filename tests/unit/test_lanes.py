@@ -15,6 +15,7 @@ from o365collector.planning.lanes import (
     final_absorbs,
     final_age_secs,
     live_start,
+    sweep_window,
 )
 from o365collector.windows import TimeWindow
 
@@ -131,3 +132,27 @@ def test_backfill_lane_is_bounded_low_priority_and_named_by_its_range():
     assert lane.start == start and lane.until == until
     assert lane.priority is Priority.FINAL
     assert lane.name == "backfill:20261101T000000-20261110T000000"
+
+
+def test_a_sweep_never_reaches_behind_final_nor_ahead_of_live():
+    band = TimeWindow(NOW - timedelta(hours=26), NOW - timedelta(minutes=10))
+    oldest = NOW - timedelta(days=89)
+    first_run = NOW - timedelta(minutes=10, seconds=600)  # final's mark: the look-back
+    assert sweep_window(band, oldest=oldest, final_mark=None, live_mark=None) == band
+    # A first run with a 600 s look-back: nothing older than it, nothing ahead of live.
+    live = NOW - timedelta(minutes=3)
+    assert sweep_window(band, oldest=oldest, final_mark=first_run, live_mark=live) == (
+        TimeWindow(first_run, band.end)
+    )
+    # Steady state: final is behind the band; the band is read whole.
+    behind = NOW - timedelta(hours=27)
+    assert sweep_window(band, oldest=oldest, final_mark=behind, live_mark=NOW) == band
+    # Live has not reached the band yet, or final is past it: nothing to sweep.
+    early = NOW - timedelta(hours=30)
+    assert sweep_window(band, oldest=oldest, final_mark=behind, live_mark=early) is None
+    assert sweep_window(band, oldest=oldest, final_mark=band.end, live_mark=NOW) is None
+    # Retention cuts the oldest part.
+    young = NOW - timedelta(hours=2)
+    assert sweep_window(band, oldest=young, final_mark=None, live_mark=None) == (
+        TimeWindow(young, band.end)
+    )

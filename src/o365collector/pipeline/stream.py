@@ -22,6 +22,7 @@ from o365collector.planning.lanes import (
     final_absorbs,
     final_age_secs,
     live_start,
+    sweep_window,
 )
 from o365collector.state.sqlite import SqliteStateStore
 from o365collector.windows import PlannerSettings, TimeWindow, floor_second, plan_next_window
@@ -266,20 +267,17 @@ class StreamWorker:
         while not stop.is_set():
             started = clock.monotonic()
             now = clock.now()
-            window = lane.window(now)
-            floor = floor_second(now - oldest)
-            if window.start < floor:
-                window = TimeWindow(floor, window.end) if window.end > floor else window
-            live = self._marks.get("live")
-            if live is not None and live < window.end:
-                # Only spans `live` has read can hold rows or statuses it did not deliver;
-                # the rest is still ahead of it (a new deployment, or catching up).
-                if live <= window.start:
-                    if once:
-                        return
-                    await wait_or_stop(stop, lane.every_secs - (clock.monotonic() - started))
-                    continue
-                window = TimeWindow(window.start, live)
+            window = sweep_window(
+                lane.window(now),
+                oldest=floor_second(now - oldest),
+                final_mark=self._marks.get("final"),
+                live_mark=self._marks.get("live"),
+            )
+            if window is None:
+                if once:
+                    return
+                await wait_or_stop(stop, lane.every_secs - (clock.monotonic() - started))
+                continue
             try:
                 await reader.read(window, None, stop, on_page=None, on_window=self._on_sweep(lane))
             except UnavailableError as exc:

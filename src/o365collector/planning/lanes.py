@@ -131,6 +131,24 @@ def live_start(first_start: datetime, now: datetime, final_age: float) -> dateti
     return max(first_start, floor_second(now - timedelta(seconds=final_age)))
 
 
+def sweep_window(
+    band: TimeWindow, *, oldest: datetime, final_mark: datetime | None, live_mark: datetime | None
+) -> TimeWindow | None:
+    """The part of a band's sweep that may hold rows or statuses not yet delivered.
+
+    - Nothing before ``final``'s watermark: ``final`` has read it, or, on a stream's first
+      run, it is older than ``initial_lookback_secs`` (only ``backfill`` reads that).
+    - Nothing after ``live``'s watermark: that span is still ahead of ``live`` (a new
+      deployment, or catching up), which will read it itself.
+    - Nothing older than ``oldest`` (the API's retention).
+
+    Returns ``None`` when nothing is left to sweep.
+    """
+    start = max(band.start, oldest, final_mark or band.start)
+    end = min(band.end, live_mark or band.end)
+    return TimeWindow(start, end) if start < end else None
+
+
 def final_absorbs(
     final_mark: datetime, window: TimeWindow, read_started: datetime, final_age: float
 ) -> datetime | None:
@@ -158,3 +176,24 @@ def backfill_lane(start: datetime, until: datetime) -> WatermarkLane:
     """A one-off lane reading ``[start, until)`` at the lowest priority, resumable by name."""
     name = f"backfill:{start:%Y%m%dT%H%M%S}-{until:%Y%m%dT%H%M%S}"
     return WatermarkLane(name, Priority.FINAL, 0.0, 1.0, start=start, until=until)
+
+
+BACKFILL_PREFIX = "backfill:"
+_BACKFILL_STAMP = "%Y%m%dT%H%M%S"
+
+
+def backfill_until(lane: str) -> datetime | None:
+    """The end of a backfill lane's range, read from its name; ``None`` for other lanes."""
+    if not lane.startswith(BACKFILL_PREFIX):
+        return None
+    _, _, until = lane.removeprefix(BACKFILL_PREFIX).partition("-")
+    try:
+        return datetime.strptime(until, _BACKFILL_STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def backfill_finished(lane: str, watermark: datetime | None) -> bool:
+    """Whether ``lane`` is a backfill whose watermark reached the end of its range."""
+    until = backfill_until(lane)
+    return until is not None and watermark is not None and watermark >= until
