@@ -179,13 +179,26 @@ class TenantSettings(_Strict):
 
     @model_validator(mode="after")
     def _streams_offered_in_cloud(self) -> TenantSettings:
-        if not CLOUDS[self.cloud].graph_message_trace and "message_trace" in self.streams:
+        """Graph message trace only where Microsoft offers it; the fix names the exact line."""
+        if CLOUDS[self.cloud].graph_message_trace or "message_trace" not in self.streams:
+            return self
+        offered = f"only in {' and '.join(GLOBAL_CLOUDS)}"
+        if "streams" not in self.model_fields_set:
             raise ValueError(
-                f"streams: Graph message trace (`message_trace`) is not offered in the "
-                f"{self.cloud} cloud (only in {' and '.join(GLOBAL_CLOUDS)}); list "
-                "`rws.MessageTrace` (the Reporting Web Service) in streams instead"
+                f"streams: not listed, so the default stream `message_trace` (Graph message "
+                f"trace) applies, but Graph message trace is not offered in the {self.cloud} "
+                f"cloud ({offered}); add `{_streams_line(['rws.MessageTrace'])}` to this "
+                "tenant to read message trace from the Reporting Web Service"
             )
-        return self
+        replaced = [
+            "rws.MessageTrace" if stream == "message_trace" else stream for stream in self.streams
+        ]
+        raise ValueError(
+            f"streams: Graph message trace (`message_trace`) is not offered in the "
+            f"{self.cloud} cloud ({offered}); list `rws.MessageTrace` (the Reporting Web "
+            f"Service) in its place: `{_streams_line(list(dict.fromkeys(replaced)))}` "
+            "(other streams keep their options)"
+        )
 
     @field_validator("ca_bundle")
     @classmethod
@@ -288,3 +301,8 @@ class Settings(_Strict):
 
 def _duplicates(names: list[str]) -> list[str]:
     return sorted({x for x in names if names.count(x) > 1})
+
+
+def _streams_line(streams: list[str]) -> str:
+    """A ``streams:`` line naming ``streams`` (a stream with options by its name)."""
+    return f"streams: [{', '.join(str(stream) for stream in streams)}]"

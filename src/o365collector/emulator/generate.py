@@ -23,6 +23,7 @@ from .dataset import (
 from .pools import build_pools
 from .settings import EmulatorSettings, TenantSpec
 from .ticks import TICKS_PER_MICRO, TICKS_PER_SEC
+from .traces import NO_EXTRA_STATUSES, ExtraStatuses
 
 _FINALS = (DELIVERED, FAILED, EXPANDED, QUARANTINED, FILTERED_AS_SPAM)
 _FINAL_CUMULATIVE = (82.0, 87.0, 90.0, 94.0, 100.0)  # percent
@@ -218,3 +219,26 @@ def generate_tenant(spec: TenantSpec, settings: EmulatorSettings, anchor: int) -
     live_end = anchor + int(settings.live_secs * TICKS_PER_SEC)
     _append_segment(data, rng, model, live_rows, anchor + 1, live_end)
     return data
+
+
+def mix_extra_statuses(data: TenantData, settings: EmulatorSettings) -> ExtraStatuses:
+    """Which rows show one of ``settings.extra_statuses`` first, which one, and until when.
+
+    A pure function of (data, settings) drawing from its own generator, so the rows, their
+    times and histories are those of the same settings without extra statuses.
+    """
+    names = tuple(settings.extra_statuses)
+    if not names or settings.extra_status_fraction == 0.0:
+        return NO_EXTRA_STATUSES
+    seed = f"o365collector-emulator:{settings.seed}:{data.spec.tenant_id.lower()}:extra-statuses"
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not cryptography
+    random_, fraction = rng.random, settings.extra_status_fraction
+    low = int(settings.extra_status_secs[0] * TICKS_PER_SEC)
+    span = int(settings.extra_status_secs[1] * TICKS_PER_SEC) - low
+    vis = data.vis
+    shown = {
+        row: (int(random_() * len(names)), vis[row] + low + int(random_() * span))
+        for row in range(len(data))
+        if random_() < fraction
+    }
+    return ExtraStatuses(names, shown)

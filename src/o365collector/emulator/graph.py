@@ -23,6 +23,7 @@ from .filters import (
     parse_top,
     resolve_window,
 )
+from .generate import mix_extra_statuses
 from .quota import TenantQuota
 from .responses import (
     ODATA_JSON_TYPE,
@@ -51,6 +52,7 @@ SERVICE_PRINCIPAL_MESSAGE = (
     "8bd644d1-64a1-4d4b-ae52-2e0cbf64e373 was not found. Please create a service principal "
     "for this app in your tenant. Provisioning may take several hours to complete."
 )
+PREFER_UNKNOWN_MEMBERS = "include-unknown-enum-members"
 THROTTLED_MESSAGE = (
     "Your recent queries have surpassed the permitted limit. Please try again later."
 )
@@ -62,6 +64,10 @@ class GraphApi:
     Order of checks: bearer token (401), service principal (401), role (403), quota (429),
     then the request itself (400/404/200). Every request past the role check takes a quota
     slot, whatever its outcome; 429s take none.
+
+    Status members added after clients were written (``extra_statuses``) are listed as
+    ``unknownFutureValue`` unless the request sends ``Prefer: include-unknown-enum-members``;
+    then under their names, and the response says ``Preference-Applied``.
     """
 
     def __init__(
@@ -78,6 +84,9 @@ class GraphApi:
         self._quotas = quotas
         self._tokens = tokens
         self._clock = clock
+        self._extras = {
+            tenant: mix_extra_statuses(data, settings) for tenant, data in datasets.items()
+        }
 
     @staticmethod
     def owns(path: str) -> bool:
@@ -102,12 +111,17 @@ class GraphApi:
             data, quota = self._datasets[tenant], self._quotas[tenant]
             _admit(data, claims, quota, now.timestamp())
             version = match.group(1).lower()
+            applied: list[tuple[str, str]] = []
             if is_list:
                 payload = self._list(data, version, query, headers, to_ticks(now))
+                if reveals_new_members(headers):
+                    applied.append(("Preference-Applied", PREFER_UNKNOWN_MEMBERS))
             else:
                 payload = self._details(data, version, match, to_ticks(now))
             rows = len(payload["value"])
-            response = Response(200, orjson.dumps(payload), [("Content-Type", ODATA_JSON_TYPE)])
+            response = Response(
+                200, orjson.dumps(payload), [("Content-Type", ODATA_JSON_TYPE), *applied]
+            )
         except GraphError as exc:
             response = graph_error_response(
                 exc,
@@ -139,12 +153,16 @@ class GraphApi:
             window, below = cursor.window, cursor.key
         else:
             window, below = resolve_window(flt, now), None
-        page, more = select_page(data, compile_filter(data, flt), window, below, top, now)
-        beta = version == "beta"
+        extra = self._extras[data.spec.tenant_id.lower()]
+        matcher = compile_filter(data, flt, extra)
+        page, more = select_page(data, matcher, window, below, top, now, extra)
+        beta, reveal = version == "beta", reveals_new_members(headers)
         payload: dict[str, Any] = {
             "@odata.context": f"https://graph.microsoft.com/{version}/$metadata#admin/exchange/"
             "tracing/messageTraces",
-            "value": [data.render(i, status, beta=beta) for i, status in page],
+            "value": [
+                extra.render(data, i, status, beta=beta, reveal=reveal) for i, status in page
+            ],
         }
         if more:
             next_token = encode_skiptoken(Cursor(data.key(page[-1][0]), window, digest))
@@ -175,6 +193,14 @@ class GraphApi:
             "microsoft.graph.exchangeMessageTraceDetail)",
             "value": detail_rows(data, row, now),
         }
+
+
+def reveals_new_members(headers: Mapping[str, str]) -> bool:
+    """True when the ``Prefer`` header asks for enum members by name (RFC 7240 list)."""
+    preferences = headers.get("prefer", "").split(",")
+    return any(
+        p.split(";")[0].split("=")[0].strip().lower() == PREFER_UNKNOWN_MEMBERS for p in preferences
+    )
 
 
 def _route(method: str, path: str) -> tuple[re.Match[str], bool]:

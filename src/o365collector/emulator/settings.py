@@ -143,6 +143,13 @@ class EmulatorSettings:
         rws_next_links: False: the service never sends next links (the client steps
             ``$skiptoken`` itself); with ``rws_page_size`` below the asked ``$top`` it
             cuts pages short without saying so.
+        extra_statuses: Status members Graph added after the client was written (e.g.
+            ``recalled``). A share of rows shows one of them first, then its own history;
+            Graph serves it as ``unknownFutureValue`` unless the request sends
+            ``Prefer: include-unknown-enum-members``. RWS and details never show them.
+            Empty (the default): the dataset is unchanged.
+        extra_status_fraction: Share of rows that show an extra status.
+        extra_status_secs: How long after first visibility a row shows it (uniform).
     """
 
     seed: int = 1
@@ -165,6 +172,9 @@ class EmulatorSettings:
     rws_skiptoken_ceiling: int = 999_999
     rws_page_size: int | None = None
     rws_next_links: bool = True
+    extra_statuses: list[str] = field(default_factory=list)
+    extra_status_fraction: float = 0.05
+    extra_status_secs: tuple[float, float] = (30.0, 3600.0)
 
     def __post_init__(self) -> None:
         """Validate the settings; raises EmulatorSettingsError naming the field."""
@@ -193,6 +203,34 @@ class EmulatorSettings:
             raise EmulatorSettingsError("rws_max_top/rws_skiptoken_ceiling: must be >= 1")
         if self.rws_page_size is not None and self.rws_page_size < 1:
             raise EmulatorSettingsError("rws_page_size: must be >= 1 (or null)")
+        _check_extra_statuses(self.extra_statuses)
+        _check_fraction("extra_status_fraction", self.extra_status_fraction)
+        _check_range("extra_status_secs", self.extra_status_secs)
+
+
+# Members every Graph client knows (the emulator's own statuses) and the placeholder.
+_GRAPH_MEMBERS = frozenset(
+    {
+        "gettingstatus",
+        "pending",
+        "delivered",
+        "failed",
+        "expanded",
+        "quarantined",
+        "filteredasspam",
+        "unknownfuturevalue",
+    }
+)
+
+
+def _check_extra_statuses(values: list[str]) -> None:
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise EmulatorSettingsError("extra_statuses: each must be a non-empty string")
+        if value.lower() in _GRAPH_MEMBERS:
+            raise EmulatorSettingsError(
+                f"extra_statuses: {value!r} is a member clients already know; name a new one"
+            )
 
 
 # Field name -> expected kind in a mapping: "str", "int", "float", "range", "bool", "roles".
@@ -235,6 +273,9 @@ _SETTINGS_KINDS = {
     "rws_skiptoken_ceiling": "int",
     "rws_page_size": "int",
     "rws_next_links": "bool",
+    "extra_statuses": "roles",
+    "extra_status_fraction": "float",
+    "extra_status_secs": "range",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .dataset import (
@@ -15,6 +15,7 @@ from .dataset import (
     PENDING,
     QUARANTINED,
     STATUS_BY_LOWER,
+    STATUSES,
     RowKey,
     TenantData,
 )
@@ -23,6 +24,45 @@ from .ticks import TICKS_PER_SEC, format_received
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _MESSAGE_ID = re.compile(r"<(" + _GUID.pattern + r")@[^>]*>")
+
+
+UNKNOWN_FUTURE_VALUE = "unknownFutureValue"
+EXTRA_BASE = len(STATUSES)  # status code of the first extra member
+
+
+@dataclass(frozen=True)
+class ExtraStatuses:
+    """Members Graph added after its clients were written, shown by some rows for a while.
+
+    ``shown`` maps a row to (index in ``names``, ticks until which it shows that member);
+    from then on the row shows its own history. A shown member has status code
+    ``EXTRA_BASE + index``. Graph only: RWS and the detail events never show them.
+    """
+
+    names: tuple[str, ...] = ()
+    shown: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def code(self, name: str) -> int | None:
+        """The status code of member ``name`` (case-insensitive), if it is one."""
+        lowered = [n.lower() for n in self.names]
+        return EXTRA_BASE + lowered.index(name.lower()) if name.lower() in lowered else None
+
+    def render(
+        self, data: TenantData, row: int, status: int, *, beta: bool, reveal: bool
+    ) -> dict[str, Any]:
+        """The row as Graph serialises it, showing an extra member by its name if ``reveal``.
+
+        Without ``reveal`` (no ``Prefer: include-unknown-enum-members``) an extra member is
+        ``unknownFutureValue``, as Graph serves evolvable enums.
+        """
+        if status < EXTRA_BASE:
+            return data.render(row, status, beta=beta)
+        out = data.render(row, DELIVERED, beta=beta)
+        out["status"] = self.names[status - EXTRA_BASE] if reveal else UNKNOWN_FUTURE_VALUE
+        return out
+
+
+NO_EXTRA_STATUSES = ExtraStatuses()
 
 
 def _guid_bytes(text: str) -> bytes | None:
@@ -80,8 +120,10 @@ def _narrow_message(data: TenantData, m: Matcher, eq: dict[str, str]) -> None:
         m.impossible = m.impossible or m.message == -1 or bool(candidates)
 
 
-def compile_filter(data: TenantData, flt: TraceFilter) -> Matcher:
-    """Compile the non-time parts of ``flt`` for ``data``."""
+def compile_filter(
+    data: TenantData, flt: TraceFilter, extra: ExtraStatuses = NO_EXTRA_STATUSES
+) -> Matcher:
+    """Compile the non-time parts of ``flt`` for ``data`` (and its ``extra`` members)."""
     pools, eq, m = data.pools, flt.eq, Matcher()
     if "recipientAddress" in eq:
         m.recipients = _indexes(pools.addresses, eq["recipientAddress"])
@@ -99,7 +141,9 @@ def compile_filter(data: TenantData, flt: TraceFilter) -> Matcher:
             i for i, s in enumerate(pools.subjects) if _subject_matches(function, needle, s)
         }
     if "status" in eq:
-        m.status = STATUS_BY_LOWER.get(eq["status"].lower(), -1)
+        wanted = eq["status"]
+        code = STATUS_BY_LOWER.get(wanted.lower(), extra.code(wanted))
+        m.status = -1 if code is None else code
     _narrow_message(data, m, eq)
     m.impossible = m.impossible or any(
         s is not None and not s for s in (m.recipients, m.senders, m.from_ips, m.subjects)
@@ -120,7 +164,13 @@ def _row_range(
 
 
 def select_page(
-    data: TenantData, m: Matcher, window: tuple[int, int], below: RowKey | None, top: int, now: int
+    data: TenantData,
+    m: Matcher,
+    window: tuple[int, int],
+    below: RowKey | None,
+    top: int,
+    now: int,
+    extra: ExtraStatuses = NO_EXTRA_STATUSES,
 ) -> tuple[list[tuple[int, int]], bool]:
     """Up to ``top`` (row, status) pairs, newest first, visible at ``now`` and matching ``m``.
 
@@ -131,6 +181,7 @@ def select_page(
         below: Keyset cursor: only rows whose sort key is strictly below it qualify.
         top: Page size.
         now: Request time in ticks; decides visibility and each row's current status.
+        extra: Members Graph added that some rows show first (code ``EXTRA_BASE + i``).
 
     Returns:
         The page and whether at least one more qualifying row exists after it.
@@ -142,6 +193,7 @@ def select_page(
     recipients, senders, from_ips, subjects = m.recipients, m.senders, m.from_ips, m.subjects
     msg_sender, msg_from_ip, msg_subject = data.msg_sender, data.msg_from_ip, data.msg_subject
     want_status, message_id = m.status, m.message_id
+    shown = extra.shown or None
     message_level = senders is not None or from_ips is not None or subjects is not None
     page: list[tuple[int, int]] = []
     for i in range(stop - 1, start - 1, -1):
@@ -158,6 +210,8 @@ def select_page(
         if message_id is not None and data.message_id(i) != message_id:
             continue
         status = status_at(i, now)
+        if shown is not None and (member := shown.get(i)) is not None and now < member[1]:
+            status = EXTRA_BASE + member[0]
         if want_status is not None and status != want_status:
             continue
         if len(page) == top:

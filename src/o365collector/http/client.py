@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,7 @@ class ApiClient:
         api: str,
         priority: int = 0,
         hold_page: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Return the decoded JSON body of a successful GET of ``url``.
 
@@ -74,7 +75,7 @@ class ApiClient:
         while True:
             gate = self.gate if hold_page else None
             try:
-                verdict = await self._attempt(url, scope, classify, api, priority, gate)
+                verdict = await self._attempt(url, scope, classify, api, priority, gate, headers)
             except BaseException:
                 if gate is not None:
                     gate.release_mine()
@@ -123,6 +124,7 @@ class ApiClient:
         api: str,
         priority: int,
         gate: PageGate | None,
+        headers: Mapping[str, str] | None = None,
     ) -> Verdict:
         try:
             token = await self.tokens.token(scope)
@@ -132,7 +134,9 @@ class ApiClient:
             async with self.budget.spend(priority):
                 if gate is not None:
                     await gate.acquire(priority)
-                response = await self.http.get(url, headers={"Authorization": f"Bearer {token}"})
+                response = await self.http.get(
+                    url, headers={**(headers or {}), "Authorization": f"Bearer {token}"}
+                )
         except httpx.TransportError as exc:
             self._gauge_budget()
             metrics.HTTP_REQUESTS.labels(api=api, status_class="error").inc()

@@ -108,3 +108,10 @@ STREAM_UP = Gauge(
     ["tenant", "stream"],
     registry=REGISTRY,
 )
+UNKNOWN_VALUES = Counter(
+    "collector_unknown_values_total",
+    "Rows read with a value the collector does not know (delivered unchanged), re-reads "
+    "included; values cut to 40 characters, past 20 distinct ones counted as (other).",
+    ["tenant", "stream", "field", "value"],
+    registry=REGISTRY,
+)

@@ -49,7 +49,10 @@ def build_source(
 
 
 def _graph(
-    api: ApiClient, endpoints: EndpointSettings, collection: CollectionSettings
+    api: ApiClient,
+    endpoints: EndpointSettings,
+    collection: CollectionSettings,
+    stream: str = "message_trace",
 ) -> GraphMessageTraceSource:
     return GraphMessageTraceSource(
         api,
@@ -57,6 +60,7 @@ def _graph(
         scope=endpoints.scope_for_graph(),
         page_size=collection.page_size,
         max_pages=collection.max_pages_per_window,
+        stream=stream,
     )
 
 
@@ -87,7 +91,7 @@ def _detail(
         graph = GraphDetail(
             api, graph_base=endpoints.graph_base(), scope=endpoints.scope_for_graph()
         )
-        listing = _graph(api, endpoints, collection)
+        listing = _graph(api, endpoints, collection, "message_trace_detail")
         return BuiltSource(DetailSource(listing, graph, options.statuses))
     rows = _report(CATALOG["MessageTrace"], api, endpoints, collection, options.page_size)
     detail = _report(CATALOG["MessageTraceDetail"], api, endpoints, collection, 2000)

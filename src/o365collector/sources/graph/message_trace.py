@@ -10,9 +10,11 @@ from o365collector.errors import BadRequestError, RestartWindowError, SourceErro
 from o365collector.http.classify import classify_graph
 from o365collector.http.client import ApiClient
 from o365collector.sources.base import Page
+from o365collector.sources.graph.statuses import PREFER_UNKNOWN_ENUM_MEMBERS, UnknownValueCounter
 from o365collector.windows import TimeWindow, iso_z, iso_z_last_tick
 
 PATH = "/v1.0/admin/exchange/tracing/messageTraces"
+_FACT_SEPARATOR = "|"  # the dedup store joins a row's statuses with it
 
 
 def window_filter(window: TimeWindow) -> str:
@@ -29,18 +31,32 @@ class GraphMessageTraceSource:
     Rows of a window come newest first and ``$orderby`` is not honoured, so a window is
     complete only when its last page was read; the caller commits it then, or resumes from
     the stored next link after a restart.
+
+    Rows are handed on untouched whatever their ``status``: a value Microsoft added
+    (``unknownFutureValue``, ``recalled``…) is only counted, see :mod:`.statuses`.
     """
 
     def __init__(
-        self, api: ApiClient, *, graph_base: str, scope: str, page_size: int, max_pages: int
+        self,
+        api: ApiClient,
+        *,
+        graph_base: str,
+        scope: str,
+        page_size: int,
+        max_pages: int,
+        stream: str = "message_trace",
     ) -> None:
-        """Bind to one tenant's API client and Graph root (``https://graph.microsoft.com``)."""
+        """Bind to one tenant's API client and Graph root (``https://graph.microsoft.com``).
+
+        ``stream`` labels the count of unknown status values.
+        """
         self._api = api
         self._base = graph_base.rstrip("/")
         self._origin = _origin(self._base)
         self._scope = scope
         self._page_size = page_size
         self._max_pages = max_pages
+        self._unknown = UnknownValueCounter(tenant=api.tenant, stream=stream)
 
     def first_url(self, window: TimeWindow) -> str:
         """The URL of the window's first page."""
@@ -69,6 +85,7 @@ class GraphMessageTraceSource:
                     api="graph",
                     priority=priority,
                     hold_page=True,
+                    headers={"Prefer": PREFER_UNKNOWN_ENUM_MEMBERS},
                 )
             except BadRequestError as exc:
                 if index == 0 and resume_link is not None:
@@ -79,6 +96,7 @@ class GraphMessageTraceSource:
             if next_link is not None:
                 next_link = self._check_link(str(next_link), seen)
             records = body["value"]
+            self._unknown.observe(records)
             del body  # nothing of this page is held while the next request waits (page_gate)
             yield Page(records, next_link)
             del records
@@ -89,11 +107,14 @@ class GraphMessageTraceSource:
         raise SourceError(msg)
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
-        """(trace id, recipient, status); status lower-cased since Graph's case varies."""
+        """(trace id, recipient, status); status lower-cased since Graph's case varies.
+
+        Any status counts, known or not; ``|`` (the dedup store's separator) becomes ``/``.
+        """
         return (
             str(record.get("id", "")),
             str(record.get("recipientAddress", "")).lower(),
-            str(record.get("status", "")).lower(),
+            str(record.get("status", "")).lower().replace(_FACT_SEPARATOR, "/"),
         )
 
     def _check_link(self, link: str, seen: set[str]) -> str:
