@@ -141,13 +141,17 @@ async def test_rotation_keeps_at_most_keep_files(tmp_path: Path, sink_for) -> No
     assert ids == [f"id-{i:05d}" for i in range(first, count)]
 
 
-async def test_oversized_batch_is_written_whole(tmp_path: Path, sink_for) -> None:
+async def test_a_batch_larger_than_a_file_is_split_not_lost(tmp_path: Path, sink_for) -> None:
     path = tmp_path / "events.jsonl"
-    sink = sink_for(path, max_bytes=1024, keep_files=3)
+    sink = sink_for(path, max_bytes=1024, keep_files=50)
     await sink.start()
     events = [_event(i, pad="z" * 100) for i in range(20)]
     await sink.send(events)
-    assert len(_lines(path)) == 20
+    files = _all_files(path)
+    assert len(files) > 1
+    assert all(f.stat().st_size <= 1024 for f in files)
+    ids = sorted(str(line["event_id"]) for f in files for line in _lines(f))
+    assert ids == [f"id-{i:05d}" for i in range(20)]
 
 
 async def test_unwritable_path_on_start(tmp_path: Path, sink_for) -> None:

@@ -18,7 +18,9 @@ class JsonlSink:
     """Writes one JSON event per line to ``path``; ``path.1`` … ``path.N`` hold older files.
 
     A batch is acknowledged only after it was written, flushed and fsynced, so an
-    acknowledged event survives a crash of the collector or of the machine.
+    acknowledged event survives a crash of the collector or of the machine. No file grows
+    past ``max_bytes``: a batch that does not fit is split at line boundaries across
+    rotations; only a single line longer than ``max_bytes`` exceeds it, alone in its file.
     """
 
     def __init__(
@@ -69,16 +71,47 @@ class JsonlSink:
         self._size = self._file.tell()
 
     def _write(self, data: bytes) -> None:
+        """Write ``data`` (whole lines) in parts that keep every file within ``max_bytes``.
+
+        Each part is flushed and fsynced before the next, so a crash between parts leaves
+        whole lines only; the batch is acknowledged after the last part.
+        """
         if self._file is None:
             self._open()
-        if self._size and self._size + len(data) > self.max_bytes:
-            self._rotate()
+        view = memoryview(data)
+        start = 0
+        while start < len(data):
+            end = self._part_end(data, start)
+            if end is None:
+                self._rotate()
+                continue
+            self._append(view[start:end])
+            start = end
+
+    def _part_end(self, data: bytes, start: int) -> int | None:
+        """Where the part of ``data`` from ``start`` that fits the current file ends.
+
+        ``None`` means nothing fits: rotate first. A line longer than ``max_bytes`` is
+        the whole part, written alone into an empty file.
+        """
+        room = self.max_bytes - self._size
+        if len(data) - start <= room:
+            return len(data)
+        cut = data.rfind(b"\n", start, start + room) if room > 0 else -1
+        if cut >= 0:
+            return cut + 1
+        if self._size:
+            return None
+        newline = data.find(b"\n", start)
+        return len(data) if newline < 0 else newline + 1
+
+    def _append(self, part: memoryview) -> None:
         file = self._file
         assert file is not None
-        file.write(data)
+        file.write(part)
         file.flush()
         os.fsync(file.fileno())
-        self._size += len(data)
+        self._size += len(part)
 
     def _rotate(self) -> None:
         if self._file is not None:
