@@ -56,7 +56,7 @@ class GraphMessageTraceSource:
         self._scope = scope
         self._page_size = page_size
         self._max_pages = max_pages
-        self._unknown = UnknownValueCounter(tenant=api.tenant, stream=stream)
+        self._stream = stream
 
     def first_url(self, window: TimeWindow) -> str:
         """The URL of the window's first page."""
@@ -76,6 +76,7 @@ class GraphMessageTraceSource:
         """
         url = resume_link or self.first_url(window)
         seen: set[str] = {url}
+        unknown = UnknownValueCounter(tenant=self._api.tenant, stream=self._stream)
         for index in range(self._max_pages):
             try:
                 body = await self._api.get_json(
@@ -96,7 +97,7 @@ class GraphMessageTraceSource:
             if next_link is not None:
                 next_link = self._check_link(str(next_link), seen)
             records = body["value"]
-            self._unknown.observe(records)
+            unknown.observe(records)
             del body  # nothing of this page is held while the next request waits (page_gate)
             yield Page(records, next_link)
             del records
