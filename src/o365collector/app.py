@@ -37,6 +37,7 @@ from o365collector.reports.wiring import build_source, plan_for
 from o365collector.reports.worker import OfferedReportWorker
 from o365collector.sinks.factory import build_sink
 from o365collector.sources.reporting.discovery import ServiceDocument
+from o365collector.state.lock import state_lock
 from o365collector.state.resets import apply_configured_resets
 from o365collector.state.sqlite import SqliteStateStore
 
@@ -97,7 +98,19 @@ class Collector:
         self.gate = PageGate(settings.collection.max_pages_in_memory)  # every tenant's pages
 
     async def run(self) -> RunResult:
-        """Collect until stopped (or caught up with ``once``); drain, commit, close."""
+        """Collect until stopped (or caught up with ``once``); drain, commit, close.
+
+        Holds ``state_dir``'s lock throughout (see ``state.lock``; the CLI usually holds it
+        already, and ``backfill`` relies on this one).
+
+        Raises:
+            StateLockedError: another process writes to the same ``state_dir``.
+        """
+        command = "run" if self.lanes is None else "backfill"
+        with state_lock(self.settings.state_dir, command):
+            return await self._run()
+
+    async def _run(self) -> RunResult:
         settings = self.settings
         store = SqliteStateStore(settings.state_dir / "state.db")
         apply_configured_resets(settings, store, self.clock.now())  # reset_persistence_auth

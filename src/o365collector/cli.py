@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from o365collector.config.loader import load_settings
 from o365collector.errors import O365CollectorError
 from o365collector.observability.logging import LogFormat, configure_logging
 from o365collector.observability.redact import redact
+from o365collector.state.lock import state_lock
 
 _LOG_LEVEL = click.option(
     "--log-level",
@@ -36,6 +38,17 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def hold_state_lock(held: contextlib.ExitStack, state_dir: Path, command: str) -> None:
+    """Hold ``state_dir``'s lock until ``held`` closes, or exit 2 naming the process holding it.
+
+    Every command that writes state takes it: one process per state directory.
+    """
+    try:
+        held.enter_context(state_lock(state_dir, command))
+    except O365CollectorError as exc:
+        fail(str(exc), 2)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="o365collector")
 def main() -> None:
@@ -55,11 +68,13 @@ def run(config_path: Path, once: bool, log_level: str, log_format: LogFormat) ->
     except O365CollectorError as exc:
         fail(str(exc), 2)
         return
-    try:
-        result = asyncio.run(Collector(settings, RunOptions(once=once)).run())
-    except O365CollectorError as exc:
-        fail(str(exc), 1)
-        return
+    with contextlib.ExitStack() as held:
+        hold_state_lock(held, settings.state_dir, "run")
+        try:
+            result = asyncio.run(Collector(settings, RunOptions(once=once)).run())
+        except O365CollectorError as exc:
+            fail(str(exc), 1)
+            return
     for failure in result.failures:
         click.echo(f"o365collector: error: {redact(failure)}", err=True)
     sys.exit(result.exit_code)
@@ -80,7 +95,12 @@ def demo(workdir: Path, duration: float | None, seed: int) -> None:
     """Start the built-in emulator and collect from it with a live display."""
     from o365collector.demo import run_demo  # noqa: PLC0415 - keeps `run` start-up light
 
-    sys.exit(run_demo(workdir, duration=duration, seed=seed))
+    try:
+        code = run_demo(workdir, duration=duration, seed=seed)
+    except O365CollectorError as exc:
+        fail(str(exc), 2)
+        return
+    sys.exit(code)
 
 
 @main.command()
@@ -174,6 +194,7 @@ def state_reset(
     config_path: Path, tenant: str | None, stream: str | None, reset_all: bool, yes: bool
 ) -> None:
     """Forget checkpoints and delivered facts: the next run collects that scope again."""
+    from o365collector.selection import require_stream  # noqa: PLC0415
     from o365collector.state.sqlite import SqliteStateStore  # noqa: PLC0415
 
     try:
@@ -188,22 +209,29 @@ def state_reset(
     labels = {t.label for t in settings.tenants}
     if tenant is not None and tenant not in labels:
         fail(f"no tenant named {tenant!r} in the config (known: {', '.join(sorted(labels))})", 2)
+    if stream is not None:
+        try:
+            require_stream(stream, [t for t in settings.tenants if t.label == tenant])
+        except O365CollectorError as exc:
+            fail(str(exc), 2)
     scope = (
         "every tenant and stream"
         if reset_all
         else f"tenant {tenant}" + (f", stream {stream}" if stream else "")
     )
-    if not yes and not click.confirm(
-        f"Reset {scope} in {settings.state_dir}? The next run collects it again from "
-        "initial_lookback_secs (sinks may receive repeats)",
-        default=False,
-    ):
-        fail("not confirmed; nothing was reset", 1)
-    store = SqliteStateStore(settings.state_dir / "state.db")
-    try:
-        removed = store.reset(None if reset_all else tenant, None if reset_all else stream)
-    finally:
-        store.close()
+    with contextlib.ExitStack() as held:
+        hold_state_lock(held, settings.state_dir, "state reset")  # before asking: fail fast
+        if not yes and not click.confirm(
+            f"Reset {scope} in {settings.state_dir}? The next run collects it again from "
+            "initial_lookback_secs (sinks may receive repeats)",
+            default=False,
+        ):
+            fail("not confirmed; nothing was reset", 1)
+        store = SqliteStateStore(settings.state_dir / "state.db")
+        try:
+            removed = store.reset(None if reset_all else tenant, None if reset_all else stream)
+        finally:
+            store.close()
     click.echo(f"Reset {scope}: {removed} checkpoint(s) removed.")
 
 
@@ -252,8 +280,14 @@ def backfill(
     configure_logging("warning", log_format)
     try:
         settings = load_settings(config_path)
-        code = run_backfill(settings, start=start, end=end, tenant=tenant, stream=stream)
     except O365CollectorError as exc:
         fail(str(exc), 2)
         return
+    with contextlib.ExitStack() as held:
+        hold_state_lock(held, settings.state_dir, "backfill")  # before the progress bar
+        try:
+            code = run_backfill(settings, start=start, end=end, tenant=tenant, stream=stream)
+        except O365CollectorError as exc:
+            fail(str(exc), 2)
+            return
     sys.exit(code)

@@ -17,6 +17,7 @@ from o365collector.app import Collector, RunOptions
 from o365collector.config.loader import load_settings
 from o365collector.observability.logging import configure_logging
 from o365collector.pipeline.progress import Progress
+from o365collector.state.lock import state_lock
 
 
 def demo_config(base_url: str, workdir: Path, tenant: dict[str, str]) -> dict[str, object]:
@@ -44,14 +45,23 @@ def demo_config(base_url: str, workdir: Path, tenant: dict[str, str]) -> dict[st
 
 
 def run_demo(workdir: Path, *, duration: float | None, seed: int) -> int:
-    """Run the demo until Ctrl-C (or ``duration`` seconds); return the exit status."""
+    """Run the demo until Ctrl-C (or ``duration`` seconds); return the exit status.
+
+    Raises:
+        StateLockedError: another process (a demo in the same folder) holds its state.
+    """
+    workdir = workdir.resolve()
+    # Before the config is rewritten: a second demo here would deliver the same events again.
+    with state_lock(workdir / "state", "demo"):
+        return _run_demo(workdir, duration=duration, seed=seed)
+
+
+def _run_demo(workdir: Path, *, duration: float | None, seed: int) -> int:
     import dataclasses  # noqa: PLC0415
 
     from o365collector.emulator import Emulator, default_settings  # noqa: PLC0415
 
     console = Console(stderr=True)
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
     emu_settings = dataclasses.replace(default_settings(), seed=seed)
     emulator = Emulator(emu_settings)
     base_url = emulator.start()

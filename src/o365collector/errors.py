@@ -60,3 +60,7 @@ class SinkError(O365CollectorError):
 
 class StateError(O365CollectorError):
     """The checkpoint store could not be read or written."""
+
+
+class StateLockedError(StateError):
+    """Another process holds the state directory's lock; the message names it and the fix."""

@@ -188,7 +188,7 @@ def backfill_until(lane: str) -> datetime | None:
         return None
     _, _, until = lane.removeprefix(BACKFILL_PREFIX).partition("-")
     try:
-        return datetime.strptime(until, _BACKFILL_STAMP).replace(tzinfo=UTC)
+        return datetime.strptime(f"{until}+0000", f"{_BACKFILL_STAMP}%z")  # names are UTC
     except ValueError:
         return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -10,15 +11,19 @@ from rich.console import Console
 from rich.table import Table
 
 from o365collector.config.model import Settings
+from o365collector.planning.lanes import backfill_finished
 from o365collector.state.sqlite import Checkpoint, SqliteStateStore
 
 _COLUMNS = ("tenant", "stream", "lane", "watermark", "lag_secs", "inflight_window", "health")
 
 
 def state_rows(settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
-    """One row per (tenant, stream, lane); a stream that never ran gets one row of its own."""
+    """One row per (tenant, stream, lane); a stream that never ran gets one row of its own.
+
+    Finished backfill lanes are left out (see :func:`_shown_lanes`).
+    """
     moment = now or datetime.now(UTC)
-    store = SqliteStateStore(settings.state_dir / "state.db")
+    store = _open_read_only(settings.state_dir / "state.db")
     try:
         rows: list[dict[str, Any]] = []
         for tenant in settings.tenants:
@@ -27,7 +32,7 @@ def state_rows(settings: Settings, now: datetime | None = None) -> list[dict[str
                 health = "unknown" if status is None else status[0]
                 error = "" if status is None else status[1]
                 lanes: list[tuple[str, Checkpoint | None]] = [
-                    *store.lanes(tenant.label, stream)
+                    *_shown_lanes(store.lanes(tenant.label, stream))
                 ] or [("—", None)]
                 for lane, cp in lanes:
                     mark = cp.watermark if cp else None
@@ -53,8 +58,35 @@ def state_rows(settings: Settings, now: datetime | None = None) -> list[dict[str
         store.close()
 
 
+def _shown_lanes(lanes: list[tuple[str, Checkpoint]]) -> list[tuple[str, Checkpoint]]:
+    """Every lane but finished backfills: those have nothing left to resume.
+
+    Their checkpoints stay in the database, so running the same backfill again reads
+    nothing; an interrupted backfill (watermark before its end) is shown.
+    """
+    return [(lane, cp) for lane, cp in lanes if not backfill_finished(lane, cp.watermark)]
+
+
+def _open_read_only(path: Path) -> SqliteStateStore:
+    """The state database as it is (beside a running collector, without its lock).
+
+    When none exists yet, an empty one in memory (every stream never ran): ``state show``
+    creates nothing in ``state_dir``.
+    """
+    if path.is_file():
+        return SqliteStateStore(path, read_only=True)
+    return SqliteStateStore(Path(":memory:"))  # SQLite's name for a private in-memory database
+
+
 def show_state(settings: Settings, *, as_json: bool) -> None:
     """Print :func:`state_rows` for a person (table) or a program (JSON)."""
+    if not (settings.state_dir / "state.db").is_file():
+        Console(stderr=True).print(
+            f"o365collector: no state yet in {settings.state_dir} (no collector has run with "
+            "this state_dir): every stream shows as never run.",
+            highlight=False,
+            soft_wrap=True,
+        )
     rows = state_rows(settings)
     console = Console()
     if as_json:

@@ -63,9 +63,16 @@ class Checkpoint:
 class SqliteStateStore:
     """One SQLite file, ``{state_dir}/state.db``; safe for one collector process at a time."""
 
-    def __init__(self, path: Path) -> None:
-        """Open (creating if needed) the database."""
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """Open (creating and upgrading if needed) the database.
+
+        ``read_only`` opens an existing database as it is, for ``state show`` beside a
+        running collector: nothing is created, upgraded or written.
+        """
         self.path = path
+        if read_only:
+            self._db = _open_read_only(path)
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -270,6 +277,34 @@ class SqliteStateStore:
         except sqlite3.Error as exc:
             msg = f"cannot write checkpoint to {self.path}: {exc}"
             raise StateError(msg) from exc
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """``path`` opened with ``mode=ro``, refused if a newer collector wrote it."""
+    if not path.is_file():
+        msg = f"no state yet: {path} does not exist (no collector has run with this state_dir)"
+        raise StateError(msg)
+    try:
+        db = sqlite3.connect(
+            path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False
+        )
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.Error:
+            db.close()
+            raise
+    except sqlite3.Error as exc:
+        msg = f"cannot read state database {path}: {exc}; check state_dir and its permissions"
+        raise StateError(msg) from exc
+    if row is not None and int(row[0]) > SCHEMA_VERSION:
+        db.close()
+        msg = (
+            f"{path} was written by a newer o365collector (schema {row[0]}); "
+            "upgrade o365collector to read it"
+        )
+        raise StateError(msg)
+    return db
 
 
 def _scope(tenant: str, stream: str) -> str:
