@@ -24,6 +24,7 @@ from o365collector.emulator.reporting_rows import Row, Table
 from o365collector.emulator.ticks import to_ticks
 from o365collector.reports.catalog import CATALOG
 from o365collector.sources.base import Page
+from o365collector.sources.reporting.paging import top_of
 from o365collector.sources.reporting.source import ReportSource
 from o365collector.windows import TimeWindow
 
@@ -101,6 +102,15 @@ def _expected(report: str, source: ReportSource, items: list[tuple[int, int, Row
     return keys
 
 
+def _reader(emu: Any, api_factory: Any, report: str) -> ReportSource:
+    """A report source over the emulator, asking for the collector's default ``$top``."""
+    api = api_factory(authority=emu.base_url)
+    base = emu.base_url + RWS_PATH
+    return ReportSource(
+        api, CATALOG[report], base=base, scope=EXCHANGE_SCOPE, page_size=COLLECTOR_TOP
+    )
+
+
 async def _read_until(source: ReportSource, window: TimeWindow, link: str | None, stop: int | None,
                       emulator: Any) -> list[Page]:  # fmt: skip
     """Pages of ``window`` from ``link``; a 503 after the first page; stop after ``stop``."""
@@ -124,19 +134,16 @@ async def test_every_row_of_a_20k_window_arrives_once(
     window, items = KINDS[report]()
     emu.serve_report_rows(TENANT_ID, report, Table.of(items))
 
-    def source() -> ReportSource:  # a new one per run: a restart keeps nothing but the link
-        api = api_factory(authority=emu.base_url)
-        base = emu.base_url + RWS_PATH
-        return ReportSource(
-            api, CATALOG[report], base=base, scope=EXCHANGE_SCOPE, page_size=COLLECTOR_TOP
-        )
-
-    first = source()
-    middle = ROWS // min(page_size, COLLECTOR_TOP) // 2  # pages: one query's chain, or more
+    first = _reader(emu, api_factory, report)
+    # Past a chain's first page: where the service pages, its link asks for the rest of $top.
+    middle = ROWS // min(page_size, COLLECTOR_TOP) // 2 + 1
     before = await _read_until(first, window, None, middle, emu)
     stored = before[-1].next_link
     assert stored is not None, "the chain ended before its middle"
-    after = await _read_until(source(), window, stored, None, emu)
+    if next_links and page_size < COLLECTOR_TOP:
+        assert top_of(stored, COLLECTOR_TOP) < COLLECTOR_TOP, stored  # inside a chain
+    # A new reader, as after a restart: it keeps nothing but the stored link.
+    after = await _read_until(_reader(emu, api_factory, report), window, stored, None, emu)
 
     expected = _expected(report, first, items)
     assert len(expected) == ROWS
@@ -152,14 +159,7 @@ async def test_a_chain_that_ends_exactly_at_its_top_continues(emulator, api_fact
     emu = emulator(rows=10, rws_page_size=500)
     window, items = _per_row()
     emu.serve_report_rows(TENANT_ID, "MessageTrace", Table.of(items[:4_321]))
-    api = api_factory(authority=emu.base_url)
-    source = ReportSource(
-        api,
-        CATALOG["MessageTrace"],
-        base=emu.base_url + RWS_PATH,
-        scope=EXCHANGE_SCOPE,
-        page_size=2000,
-    )
+    source = _reader(emu, api_factory, "MessageTrace")
     pages = [page async for page in source.pages(window, None)]
     tops = [p.next_link.split("$top=")[1].split("&")[0] for p in pages if p.next_link]
     assert tops[:4] == ["1500", "1000", "500", "2000"]
@@ -173,13 +173,6 @@ async def test_a_service_that_cuts_pages_without_links_is_read_to_the_end(
     emu = emulator(rows=10, rws_page_size=500, rws_next_links=False)
     window, items = _per_row()
     emu.serve_report_rows(TENANT_ID, "MessageTrace", Table.of(items[:1_730]))
-    api = api_factory(authority=emu.base_url)
-    source = ReportSource(
-        api,
-        CATALOG["MessageTrace"],
-        base=emu.base_url + RWS_PATH,
-        scope=EXCHANGE_SCOPE,
-        page_size=2000,
-    )
+    source = _reader(emu, api_factory, "MessageTrace")
     pages = [page async for page in source.pages(window, None)]
     assert [len(p.records) for p in pages] == [500, 500, 500, 230]
