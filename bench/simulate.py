@@ -195,8 +195,8 @@ def simulate(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one scenario; return the request log, budget view and (optionally) ground truth."""
     from o365collector.app import Collector, RunOptions
     from o365collector.config.loader import parse_settings
-    from o365collector.emulator import Emulator, settings_from_mapping
     from o365collector.observability.logging import configure_logging
+    from o365emulator import Emulator, settings_from_mapping
 
     configure_logging("error", "json")
     epoch = datetime.now(UTC).replace(microsecond=0)

@@ -103,33 +103,19 @@ def demo(workdir: Path, duration: float | None, seed: int) -> None:
     sys.exit(code)
 
 
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8400, show_default=True)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    default=None,
-    help="YAML emulator settings (tenants, rows, delays, quota); default: the demo tenant.",
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
 )
-@click.option("--seed", type=int, default=None, help="Override the settings' seed.")
-def emulator(host: str, port: int, config_path: Path | None, seed: int | None) -> None:
-    """Serve the Microsoft emulator (token endpoint and Graph message trace)."""
-    import dataclasses  # noqa: PLC0415
-
-    import yaml  # noqa: PLC0415
-
-    from o365collector.emulator import Emulator, default_settings, settings_from_mapping  # noqa: PLC0415
-
-    if config_path is not None:
-        settings = settings_from_mapping(yaml.safe_load(config_path.read_text(encoding="utf-8")))
-    else:
-        settings = default_settings()
-    if seed is not None:
-        settings = dataclasses.replace(settings, seed=seed)
-    click.echo(f"Emulator listening on http://{host}:{port}", err=True)
-    Emulator(settings).serve_forever(host, port)
+@click.pass_context
+def emulator(ctx: click.Context) -> None:
+    """Serve the Microsoft emulator (the o365emulator package; --help for its options)."""
+    try:
+        from o365emulator.cli import main as emulator_main  # noqa: PLC0415
+    except ImportError:
+        fail("the Microsoft emulator (package o365emulator) is not installed here", 2)
+        return
+    emulator_main.main(args=ctx.args, prog_name="o365collector emulator")
 
 
 @main.command()

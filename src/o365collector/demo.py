@@ -59,7 +59,7 @@ def run_demo(workdir: Path, *, duration: float | None, seed: int) -> int:
 def _run_demo(workdir: Path, *, duration: float | None, seed: int) -> int:
     import dataclasses  # noqa: PLC0415
 
-    from o365collector.emulator import Emulator, default_settings  # noqa: PLC0415
+    from o365emulator import Emulator, default_settings  # noqa: PLC0415
 
     console = Console(stderr=True)
     emu_settings = dataclasses.replace(default_settings(), seed=seed)

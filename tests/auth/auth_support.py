@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from o365collector.check import Report, run_check
 from o365collector.config.loader import parse_settings
-from o365collector.emulator import Emulator, EmulatorSettings, TenantSpec
+from o365emulator import Emulator, EmulatorSettings, TenantSpec
 
 TENANT_ID = "3c5e7a90-1111-4222-8333-44445555a0a1"
 CLIENT_ID = "9b8a7c6d-1111-4222-8333-44445555c0c1"

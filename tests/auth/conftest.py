@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from auth_support import CertFiles, make_cert_files, start_emulator
 
-from o365collector.emulator import Emulator
+from o365emulator import Emulator
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from auth_support import make_cert_files
 
-from o365collector.emulator import Emulator, EmulatorSettings, TenantSpec
+from o365emulator import Emulator, EmulatorSettings, TenantSpec
 
 TENANT_ID = "5a6b7c8d-2222-4333-8444-55556666a0f1"
 CLIENT_ID = "6b7c8d9e-2222-4333-8444-55556666c0f1"
@@ -30,7 +30,7 @@ CLI_ONLY = (
     "o365collector.backfill",
     "o365collector.check",
     "o365collector.demo",
-    "o365collector.emulator",
+    "o365emulator",
     "o365collector.state.report",
 )
 
@@ -40,7 +40,8 @@ _RUN = """
 import atexit, json, sys
 out = sys.argv[1]
 def dump():
-    names = sorted(m for m in sys.modules if m.split(".")[0] in {"cryptography", "o365collector"})
+    watched = {"cryptography", "o365collector", "o365emulator"}
+    names = sorted(m for m in sys.modules if m.split(".")[0] in watched)
     with open(out, "w", encoding="utf-8") as f:
         json.dump(names, f)
 atexit.register(dump)
@@ -54,7 +55,7 @@ def _loaded_after_import(module: str) -> list[str]:
     code = (
         f"import sys, json, {module}; "
         "print(json.dumps(sorted(m for m in sys.modules "
-        "if m.split('.')[0] in {'cryptography', 'o365collector'})))"
+        "if m.split('.')[0] in {'cryptography', 'o365collector', 'o365emulator'})))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False

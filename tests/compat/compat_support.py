@@ -15,7 +15,7 @@ import orjson
 import trustme
 import yaml
 
-from o365collector.emulator import Emulator, EmulatorSettings, TenantSpec
+from o365emulator import Emulator, EmulatorSettings, TenantSpec
 
 USERNAME = "reporter@contoso.onmicrosoft.com"
 PASSWORD = "Pa55-Wörd~never-echoed-42"

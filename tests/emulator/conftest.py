@@ -10,7 +10,7 @@ import httpx
 import pytest
 from emulator_support import ANCHOR, FakeClock, Graph, make_settings
 
-from o365collector.emulator import Emulator, EmulatorSettings
+from o365emulator import Emulator, EmulatorSettings
 
 
 @pytest.fixture

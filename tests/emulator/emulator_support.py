@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from o365collector.emulator import Emulator, EmulatorSettings, TenantSpec
-from o365collector.emulator.ticks import parse_odata_datetime
+from o365emulator import Emulator, EmulatorSettings, TenantSpec
+from o365emulator.ticks import parse_odata_datetime
 
 ANCHOR = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
 TENANT_ID = "11111111-2222-4333-8444-555555555555"

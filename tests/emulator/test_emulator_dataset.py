@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 import pytest
 from emulator_support import ANCHOR, TENANT_ID, make_settings, ticks_of
 
-from o365collector.emulator import Emulator
-from o365collector.emulator.filters import TraceFilter
-from o365collector.emulator.ticks import to_ticks
-from o365collector.emulator.traces import compile_filter, select_page
+from o365emulator import Emulator
+from o365emulator.filters import TraceFilter
+from o365emulator.ticks import to_ticks
+from o365emulator.traces import compile_filter, select_page
 
 
 def when(text: str) -> datetime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from o365collector.emulator import Emulator, EmulatorSettings, TenantSpec
+from o365emulator import Emulator, EmulatorSettings, TenantSpec
 
 TENANT = "11111111-2222-4333-8444-555555555555"
 

@@ -7,14 +7,14 @@ from datetime import timedelta
 import pytest
 from emulator_support import TRACES, FakeClock, Graph, iso, ticks_of, window_filter
 
-from o365collector.emulator.filters import (
+from o365emulator.filters import (
     Cursor,
     decode_skiptoken,
     encode_skiptoken,
     parse_filter,
     parse_top,
 )
-from o365collector.emulator.responses import GraphError
+from o365emulator.responses import GraphError
 
 
 def test_parse_conjunction_of_documented_properties() -> None:

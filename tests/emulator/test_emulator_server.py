@@ -14,7 +14,7 @@ import orjson
 import pytest
 from emulator_support import ANCHOR, SECRET, TENANT_ID, TRACES, FakeClock, Graph, make_settings
 
-from o365collector.emulator import Emulator
+from o365emulator import Emulator
 
 
 def test_health(graph: Graph) -> None:
@@ -113,7 +113,7 @@ def test_serve_forever_returns_after_stop(clock: FakeClock) -> None:
 
 SERVE_SCRIPT = """
 import sys
-from o365collector.emulator import Emulator, EmulatorSettings, TenantSpec
+from o365emulator import Emulator, EmulatorSettings, TenantSpec
 settings = EmulatorSettings(tenants=[TenantSpec(tenant_id="t", client_id="c",
                                                 client_secret="s", rows=10)])
 Emulator(settings).serve_forever(on_ready=lambda url: print(url, flush=True))

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from o365collector.emulator import (
+from o365emulator import (
     Emulator,
     EmulatorSettings,
     TenantSpec,
     default_settings,
     settings_from_mapping,
 )
-from o365collector.emulator.settings import EmulatorSettingsError
-from o365collector.errors import ConfigError
+from o365emulator.settings import EmulatorSettingsError
 
 TENANT = {"tenant_id": "t-1", "client_id": "c-1", "client_secret": "s-1"}
 
@@ -93,7 +95,22 @@ def test_invalid_mappings_name_the_key(data: dict, message: str) -> None:
     with pytest.raises(EmulatorSettingsError) as info:
         settings_from_mapping(data)
     assert message in str(info.value)
-    assert isinstance(info.value, ValueError) and isinstance(info.value, ConfigError)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("command", [["o365emulator"], ["o365collector", "emulator"]])
+def test_bad_settings_file_exits_2_naming_the_key(tmp_path: Path, command: list[str]) -> None:
+    bad = tmp_path / "emulator.yaml"
+    bad.write_text("late_fraction: 1.5\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", *command, "--config", str(bad), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "late_fraction" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_default_settings_are_the_demo() -> None:

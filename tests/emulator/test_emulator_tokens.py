@@ -8,7 +8,7 @@ import json
 import pytest
 from emulator_support import CLIENT_ID, DOMAIN, SECRET, TENANT_ID, TRACES, FakeClock, Graph
 
-from o365collector.emulator.settings import MESSAGE_TRACE_ROLE
+from o365emulator.settings import MESSAGE_TRACE_ROLE
 
 
 def claims_of(token: str) -> dict:

@@ -26,9 +26,9 @@ from emulator_support import (
     window_filter,
 )
 
-from o365collector.emulator import EmulatorSettings
-from o365collector.emulator.dataset import STATUSES
-from o365collector.emulator.settings import EmulatorSettingsError, settings_from_mapping
+from o365emulator import EmulatorSettings
+from o365emulator.dataset import STATUSES
+from o365emulator.settings import EmulatorSettingsError, settings_from_mapping
 
 ROWS = 600
 PREFER = {"Prefer": "include-unknown-enum-members"}

@@ -26,9 +26,9 @@ from harness import (
     run_collector,
 )
 
-from o365collector.emulator import Emulator
-from o365collector.emulator.settings import settings_from_mapping
 from o365collector.sources.graph.statuses import KNOWN_STATUSES
+from o365emulator import Emulator
+from o365emulator.settings import settings_from_mapping
 
 pytestmark = pytest.mark.integration
 

@@ -25,10 +25,10 @@ from rws_support import (
 )
 
 from o365collector.config.model import RetrySettings
-from o365collector.emulator import Emulator
 from o365collector.http.auth import TokenProvider
 from o365collector.http.budget import RequestBudget
 from o365collector.http.client import ApiClient
+from o365emulator import Emulator
 
 
 class FakeClock:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from o365collector.emulator import EmulatorSettings, TenantSpec
+from o365emulator import EmulatorSettings, TenantSpec
 
 ANCHOR = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
 TENANT_ID = "3c9a1e2f-0000-4000-8000-00000000a0a1"

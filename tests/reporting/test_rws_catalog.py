@@ -175,7 +175,7 @@ def test_each_stream_gets_its_source_and_its_discovery_needs() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["o365collector.reports.streams", "o365collector.reports.wiring", "o365collector.emulator"],
+    ["o365collector.reports.streams", "o365collector.reports.wiring", "o365emulator"],
 )
 def test_modules_import_on_their_own(module: str) -> None:
     """The config package imports the stream model while it initialises: no import cycle."""

@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 from rws_support import ANCHOR, EXCHANGE_SCOPE, RWS_PATH, TENANT_ID
 
-from o365collector.emulator.faults import FaultRule
-from o365collector.emulator.reporting_format import When, truth_row
-from o365collector.emulator.reporting_rows import Row, Table
-from o365collector.emulator.ticks import to_ticks
 from o365collector.reports.catalog import CATALOG
 from o365collector.sources.base import Page
 from o365collector.sources.reporting.paging import top_of
 from o365collector.sources.reporting.source import ReportSource
 from o365collector.windows import TimeWindow
+from o365emulator.faults import FaultRule
+from o365emulator.reporting_format import When, truth_row
+from o365emulator.reporting_rows import Row, Table
+from o365emulator.ticks import to_ticks
 
 ROWS = 20_000
 PAGE_SIZES = (100, 500, 2000, 5000)

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from o365collector.errors import ConfigError
-
 MESSAGE_TRACE_ROLE = "ExchangeMessageTrace.Read.All"
 RWS_DELEGATED_SCOPE = "ReportingWebService.Read"
 REPORTING_ROLE = "ReportingWebService.Read.All"  # Office 365 Exchange Online app permission
@@ -20,7 +18,7 @@ OFFICE_PUBLIC_CLIENT_ID = "d3590ed6-52b3-4102-aeff-aad2292ab01c"
 SIGN_IN_REFUSALS = frozenset({50076, 50079, 50158, 53003})
 
 
-class EmulatorSettingsError(ConfigError, ValueError):
+class EmulatorSettingsError(ValueError):
     """Invalid emulator settings; the message names the key path and the rule."""
 
 

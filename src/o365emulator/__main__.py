@@ -1,0 +1,5 @@
+"""``python -m o365emulator``."""
+
+from o365emulator.cli import main
+
+main()
