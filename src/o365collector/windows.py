@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-TICK = timedelta(microseconds=0.1)  # 100 ns: the precision of .NET DateTimeOffset
 _ONE_SECOND = timedelta(seconds=1)
 
 

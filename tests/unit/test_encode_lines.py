@@ -7,7 +7,7 @@ import json
 import orjson
 
 from o365collector.pipeline.event import Event, event_id, event_ids
-from o365collector.sinks.encode import UNENCODABLE, json_line, lines
+from o365collector.sinks.encode import UNENCODABLE, envelope, lines
 
 STAMP = "2026-11-22T10:00:00.000000Z"
 
@@ -20,7 +20,10 @@ def test_envelope_lines_are_the_single_event_encoding() -> None:
     events = [_event(i, {"id": f"m{i}", "status": "Delivered", "size": i}) for i in range(3)]
     body, rejected = lines(events, "envelope", STAMP)
     assert rejected == {}
-    assert body == b"".join(json_line(e, STAMP) for e in events)
+    one_by_one = (
+        orjson.dumps(envelope(e, STAMP), option=orjson.OPT_APPEND_NEWLINE) for e in events
+    )
+    assert body == b"".join(one_by_one)
     raw, _ = lines(events, "raw", STAMP)
     assert [orjson.loads(line) for line in raw.splitlines()] == [e.record for e in events]
 

@@ -18,7 +18,6 @@ from o365collector.sinks.transport import Endpoint, StreamConnection, TransportE
 
 log = structlog.get_logger(__name__)
 
-DEVO_REGIONS = ("us", "eu", "ca", "ap")
 TABLE_PREFIX = "cloud.office365.reporting."
 OVERSIZE = "oversize"
 

@@ -35,11 +35,6 @@ def envelope(event: Event, stamp: str) -> dict[str, Any]:
     }
 
 
-def json_line(event: Event, stamp: str) -> bytes:
-    """The envelope as one JSON line (newline-terminated)."""
-    return orjson.dumps(envelope(event, stamp), option=orjson.OPT_APPEND_NEWLINE)
-
-
 def payload_object(event: Event, payload: Payload, stamp: str) -> dict[str, Any]:
     """The object a sink ships for ``event``: the record itself, or its envelope."""
     return event.record if payload == "raw" else envelope(event, stamp)

@@ -30,7 +30,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-NATIVE_KEYS = frozenset({"state_dir", "tenants", "collection", "sinks", "observability"})
 
 
 def detect_layout(data: dict[str, Any]) -> str | None:
