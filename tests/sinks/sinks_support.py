@@ -14,7 +14,7 @@ from typing import Any
 
 import trustme
 
-from o365collector.pipeline.event import Event, event_id
+from o365collector.event import Event, event_id
 
 EPOCH = datetime(2026, 11, 22, 8, 30, 0, tzinfo=UTC)
 TENANT = "contoso"

@@ -26,7 +26,7 @@ from sinks_support import (
 from werkzeug import Request, Response
 
 from o365collector.config.sinks import SinkSettings
-from o365collector.pipeline.event import Event
+from o365collector.event import Event
 from o365collector.sinks.base import DeliveryStatus, Sink
 from o365collector.sinks.factory import build_sink
 

@@ -11,9 +11,9 @@ import pytest
 from sinks_support import FakeClock, make_event, make_events
 
 from o365collector.config.model import RetrySettings
+from o365collector.event import Event
 from o365collector.observability import metrics
 from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner, reason_label
-from o365collector.pipeline.event import Event
 from o365collector.sinks.base import DeliveryResult, Outcome
 
 RETRY = RetrySettings(initial_interval_secs=1.0, multiplier=2.0, max_interval_secs=8.0)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from o365collector.config.model import RetrySettings
+from o365collector.event import Event
 from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner
-from o365collector.pipeline.event import Event
 from o365collector.sinks.base import DeliveryResult
 
 RETRY = RetrySettings(initial_interval_secs=0.01, max_interval_secs=0.05)

@@ -6,7 +6,7 @@ import json
 
 import orjson
 
-from o365collector.pipeline.event import Event, event_id, event_ids
+from o365collector.event import Event, event_id, event_ids
 from o365collector.sinks.encode import UNENCODABLE, envelope, lines
 
 STAMP = "2026-11-22T10:00:00.000000Z"

@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from o365collector.pipeline.event import Event, event_id
+from o365collector.event import Event, event_id
 
 ARGS = ("tenant-guid", "message_trace", "trace-1", "alice@contoso.com", "Delivered")
 

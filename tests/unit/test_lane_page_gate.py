@@ -15,10 +15,10 @@ import pytest
 
 from o365collector.clock import SystemClock
 from o365collector.config.model import RetrySettings
+from o365collector.event import Event
 from o365collector.page_gate import PageGate
 from o365collector.pipeline.dedup import Deduplicator
 from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner
-from o365collector.pipeline.event import Event
 from o365collector.pipeline.lane import LaneContext, StreamIdentity, WindowReader
 from o365collector.pipeline.progress import StreamProgress
 from o365collector.planning.lanes import Priority

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from o365collector.errors import SinkError
-from o365collector.pipeline.event import Event
+from o365collector.event import Event
 from o365collector.sinks.base import DeliveryStatus
 from o365collector.sinks.jsonl import JsonlSink
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from o365collector.pipeline.event import Event, event_id, event_ids, row_key
+from o365collector.event import Event, event_id, event_ids, row_key
 from o365collector.state.sqlite import SqliteStateStore, dedup_scope
 
 Fact = tuple[bytes, str]  # (row key, status)

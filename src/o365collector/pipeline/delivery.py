@@ -21,10 +21,10 @@ from prometheus_client import Counter
 
 from o365collector.clock import Clock
 from o365collector.config.model import RetrySettings
+from o365collector.event import Event
 from o365collector.http.backoff import Backoff
 from o365collector.observability import metrics
 from o365collector.observability.redact import redact
-from o365collector.pipeline.event import Event
 from o365collector.sinks.base import DeliveryResult, DeliveryStatus, Sink
 from o365collector.sinks.encode import delivered_at, dumps
 

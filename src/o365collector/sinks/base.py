@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from o365collector.pipeline.event import Event
+from o365collector.event import Event
 
 
 class DeliveryStatus(enum.Enum):

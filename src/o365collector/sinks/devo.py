@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from o365collector.clock import Clock
-from o365collector.pipeline.event import Event
+from o365collector.event import Event
 from o365collector.reports.catalog import devo_table
 from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.batching import split_by_bytes

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import orjson
 
-from o365collector.pipeline.event import Event
+from o365collector.event import Event
 
 Payload = Literal["raw", "envelope"]
 """``raw``: the vendor record exactly as received; ``envelope``: record plus metadata."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from o365collector.errors import SinkError
-from o365collector.pipeline.event import Event
+from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult
 from o365collector.sinks.encode import Payload, delivered_at, lines
 

@@ -8,7 +8,7 @@ import httpx
 import orjson
 import structlog
 
-from o365collector.pipeline.event import Event
+from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.batching import split_by_bytes
 from o365collector.sinks.encode import Payload, delivered_at, encode_batch

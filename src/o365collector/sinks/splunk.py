@@ -11,7 +11,7 @@ import orjson
 import structlog
 
 from o365collector.clock import Clock
-from o365collector.pipeline.event import Event
+from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.batching import split_by_bytes
 from o365collector.sinks.encode import (

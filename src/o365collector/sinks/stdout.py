@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from o365collector.pipeline.event import Event
+from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult
 from o365collector.sinks.encode import Payload, delivered_at, lines
 

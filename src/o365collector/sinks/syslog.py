@@ -10,7 +10,7 @@ from typing import Literal
 import structlog
 
 from o365collector.clock import Clock
-from o365collector.pipeline.event import Event
+from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.encode import Payload, delivered_at, encode_batch
 from o365collector.sinks.framing import pri, rfc3164_header, rfc5424_header, stream_frame
