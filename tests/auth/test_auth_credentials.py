@@ -25,12 +25,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from o365collector.certificates import load_certificate
 from o365collector.clock import SystemClock
 from o365collector.config.loader import parse_settings
 from o365collector.errors import AuthError
 from o365collector.http import credentials
 from o365collector.http.auth import credential_for, token_provider_for
-from o365collector.http.credentials import client_assertion, load_certificate
+from o365collector.http.credentials import client_assertion
 
 
 def _b64(text: str) -> bytes:

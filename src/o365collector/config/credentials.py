@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
+from o365collector.certificates import CredentialFileError, load_certificate
 from o365collector.config.base import Strict
-from o365collector.http.credentials import CredentialFileError, load_certificate
 from o365collector.observability.redact import register_secret
 
 # The "Microsoft Office" first-party public client; any public client the tenant allows works.

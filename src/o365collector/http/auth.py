@@ -11,15 +11,14 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
+from o365collector.certificates import CredentialFileError, load_certificate
 from o365collector.clock import Clock
 from o365collector.errors import AuthError, ConfigError, UnavailableError
 from o365collector.http.credentials import (
     Certificate,
     ClientSecret,
     Credential,
-    CredentialFileError,
     Password,
-    load_certificate,
     warn_password_flow,
 )
 from o365collector.observability.redact import shorten
