@@ -32,7 +32,7 @@ from o365collector.pipeline.lane import LaneContext
 from o365collector.pipeline.progress import Progress
 from o365collector.pipeline.stream import StreamIdentity, StreamPlan, StreamWorker
 from o365collector.planning.lanes import BandLane, Priority, WatermarkLane
-from o365collector.reports.streams import configured
+from o365collector.config.streams import configured
 from o365collector.reports.wiring import build_source, plan_for
 from o365collector.reports.worker import OfferedReportWorker
 from o365collector.sinks.factory import build_sink

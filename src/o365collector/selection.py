@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from o365collector.config.model import TenantSettings
+from o365collector.config.streams import configured
 from o365collector.errors import ConfigError
-from o365collector.reports.streams import configured
 
 
 def stream_names(tenants: Sequence[TenantSettings]) -> list[str]:

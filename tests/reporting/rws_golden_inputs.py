@@ -10,10 +10,10 @@ import orjson
 import yaml
 from rws_support import FIXTURES, SAMPLES
 
-from o365collector.reports.catalog import CATALOG
 from o365collector.sources.reporting.dates import canonical_date
 from o365collector.sources.reporting.envelope import parse_envelope, read_envelope
 from o365collector.sources.reporting.records import record_key, record_time
+from o365collector.streams.catalog import CATALOG
 
 MESSAGE_TRACE = CATALOG["MessageTrace"]
 

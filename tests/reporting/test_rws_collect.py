@@ -28,10 +28,10 @@ import yaml
 from harness import EmulatorProcess, now, output_lines, run_collector
 from rws_support import RWS_PATH
 
-from o365collector.reports.catalog import CATALOG, listed_reports
 from o365collector.sources.reporting.detail import detail_key
 from o365collector.sources.reporting.records import record_key, record_time
 from o365collector.state.sqlite import SqliteStateStore
+from o365collector.streams.catalog import CATALOG, listed_reports
 from o365collector.windows import parse_iso
 
 pytestmark = pytest.mark.integration

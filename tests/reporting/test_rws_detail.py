@@ -13,10 +13,10 @@ from rws_support import ANCHOR, EXCHANGE_SCOPE, RWS_PATH, TENANT_ID
 
 from o365collector.http.budget import RequestBudget
 from o365collector.planning.lanes import Priority
-from o365collector.reports.catalog import CATALOG
 from o365collector.sources.graph.message_trace import GraphMessageTraceSource
 from o365collector.sources.reporting.detail import DetailSource, GraphDetail, RwsDetail
 from o365collector.sources.reporting.source import ReportSource
+from o365collector.streams.catalog import CATALOG
 from o365collector.windows import TimeWindow
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

@@ -12,11 +12,11 @@ import orjson
 import pytest
 from rws_support import ANCHOR, RWS_PATH, SAMPLES, TENANT_ID, bearer
 
-from o365collector.reports.catalog import CATALOG, listed_reports
 from o365collector.sources.reporting.discovery import parse_service_document
 from o365collector.sources.reporting.envelope import parse_envelope
 from o365collector.sources.reporting.records import record_key, record_time
 from o365collector.sources.reporting.source import ReportSource
+from o365collector.streams.catalog import CATALOG, listed_reports
 from o365collector.windows import TimeWindow
 from o365emulator import Emulator
 from o365emulator.reporting_format import NO_PERMISSION, UNAUTHORIZED_HTML

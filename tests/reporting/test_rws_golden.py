@@ -23,7 +23,6 @@ from rws_support import FIXTURES, SAMPLES, shared_or_skip, token_response
 from o365collector.errors import SourceError
 from o365collector.http.auth import TokenProvider
 from o365collector.http.classify import Action, classify_graph, classify_reporting
-from o365collector.reports.catalog import CATALOG
 from o365collector.sources.graph.message_trace import GraphMessageTraceSource
 from o365collector.sources.reporting.detail import detail_key
 from o365collector.sources.reporting.envelope import parse_envelope
@@ -33,6 +32,7 @@ from o365collector.sources.reporting.paging import (
     skiptoken_of,
 )
 from o365collector.sources.reporting.source import ReportSource
+from o365collector.streams.catalog import CATALOG
 from o365collector.windows import TimeWindow, parse_iso
 
 GOLDEN = Path(__file__).parent / "golden" / "rws_message_trace.json"

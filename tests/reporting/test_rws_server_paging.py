@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from rws_support import ANCHOR, EXCHANGE_SCOPE, RWS_PATH, TENANT_ID
 
-from o365collector.reports.catalog import CATALOG
 from o365collector.sources.base import Page
 from o365collector.sources.reporting.paging import top_of
 from o365collector.sources.reporting.source import ReportSource
+from o365collector.streams.catalog import CATALOG
 from o365collector.windows import TimeWindow
 from o365emulator.faults import FaultRule
 from o365emulator.reporting_format import When, truth_row

@@ -13,8 +13,8 @@ import pytest
 from rws_support import token_response
 
 from o365collector.errors import BadRequestError, RestartWindowError, SourceError
-from o365collector.reports.catalog import CATALOG
 from o365collector.sources.reporting.source import ReportSource
+from o365collector.streams.catalog import CATALOG
 from o365collector.windows import TimeWindow, parse_iso
 
 RWS = "https://reports.office365.com/ecp/reportingwebservice/reporting.svc"

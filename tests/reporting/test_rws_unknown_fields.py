@@ -17,9 +17,9 @@ import pytest
 from rws_support import ANCHOR, EXCHANGE_SCOPE, RWS_PATH, TENANT_ID
 
 from o365collector.pipeline.dedup import Deduplicator
-from o365collector.reports.catalog import CATALOG
 from o365collector.sources.reporting.source import ReportSource
 from o365collector.state.sqlite import SqliteStateStore
+from o365collector.streams.catalog import CATALOG
 from o365collector.windows import TimeWindow
 from o365emulator.reporting_format import When
 from o365emulator.reporting_rows import Row, Table

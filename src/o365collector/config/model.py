@@ -25,12 +25,12 @@ from o365collector.config.credentials import (
     normalise_credentials,
 )
 from o365collector.config.sinks import SinkSettings, sink_name
+from o365collector.config.streams import ConfiguredStream, StreamEntry, default_streams
 from o365collector.observability.redact import register_secret, shorten
-from o365collector.reports.streams import ConfiguredStream, StreamEntry, default_streams
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
-STREAMS: tuple[str, ...] = ("message_trace",)  # the default; see reports/streams.py for all
+STREAMS: tuple[str, ...] = ("message_trace",)  # the default; see config/streams.py for all
 GRAPH_RETENTION_SECS = 90 * 86400
 GRAPH_MAX_WINDOW_SECS = 10 * 86400
 _VIA_CREDENTIAL = object()  # client_secret's value when a credential block signs in instead

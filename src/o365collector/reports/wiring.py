@@ -5,20 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from o365collector.config.model import GRAPH_RETENTION_SECS, CollectionSettings, EndpointSettings
-from o365collector.http.client import ApiClient
-from o365collector.pipeline.stream import StreamPlan
-from o365collector.planning.lanes import Priority, Tier, WatermarkLane, build_lanes
-from o365collector.reports.catalog import CATALOG, ReportSpec
-from o365collector.reports.streams import (
+from o365collector.config.streams import (
     AGGREGATE_SETTLE_DEFAULT_SECS,
     ConfiguredStream,
     DetailOptions,
     ReportOptions,
 )
+from o365collector.http.client import ApiClient
+from o365collector.pipeline.stream import StreamPlan
+from o365collector.planning.lanes import Priority, Tier, WatermarkLane, build_lanes
 from o365collector.sources.base import WindowSource
 from o365collector.sources.graph.message_trace import GraphMessageTraceSource
 from o365collector.sources.reporting.detail import DetailSource, GraphDetail, RwsDetail
 from o365collector.sources.reporting.source import ReportSource
+from o365collector.streams.catalog import CATALOG, ReportSpec
 
 _DAY = 86400.0
 

@@ -9,12 +9,12 @@ import structlog
 
 from o365collector.clock import Clock
 from o365collector.event import Event
-from o365collector.reports.catalog import devo_table
 from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.batching import split_by_bytes
 from o365collector.sinks.encode import Payload, delivered_at, encode_batch, stream_slug
 from o365collector.sinks.framing import devo_frame, devo_header, gzip_member
 from o365collector.sinks.transport import Endpoint, StreamConnection, TransportError
+from o365collector.streams.catalog import devo_table
 
 log = structlog.get_logger(__name__)
 

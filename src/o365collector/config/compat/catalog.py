@@ -1,6 +1,6 @@
 """The services of Devo's Office 365 reporting collector, from the report catalog.
 
-Each service is the report whose ``devo_service`` names it (``reports/catalog.py``); its
+Each service is the report whose ``devo_service`` names it (``streams/catalog.py``); its
 stream is ``rws.<report>``, except MessageTrace, read from Graph where Graph offers it.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from o365collector.clouds import CLOUDS, CloudName
-from o365collector.reports.catalog import GRAPH_MESSAGE_TRACE, ReportSpec, listed_reports
+from o365collector.streams.catalog import GRAPH_MESSAGE_TRACE, ReportSpec, listed_reports
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from o365collector.config.compat.draft import STATE_FOLDER, Context, Draft, deep
 from o365collector.config.compat.settings import CompatSettings
 from o365collector.config.compat.values import Reader, join
 from o365collector.config.model import Settings, TenantSettings
-from o365collector.reports.catalog import GRAPH_MESSAGE_TRACE, devo_table
+from o365collector.streams.catalog import GRAPH_MESSAGE_TRACE, devo_table
 
 NATIVE_BLOCK = "o365collector"
 BLOCK_KEYS = ("state_dir", "collection", "observability", "tenant", "outputs", "sinks")

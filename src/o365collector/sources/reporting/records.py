@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from o365collector.reports.catalog import ReportSpec
 from o365collector.sources.reporting.dates import canonical_date, parse_rws_date
+from o365collector.streams.catalog import ReportSpec
 
 _UNIT = "\x1f"  # joins key parts; never in RWS values
 _FACT_SEPARATOR = "|"  # the dedup store joins a row's statuses with it

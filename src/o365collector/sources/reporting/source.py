@@ -38,7 +38,6 @@ import structlog
 from o365collector.errors import BadRequestError, RestartWindowError, SourceError
 from o365collector.http.classify import classify_reporting
 from o365collector.http.client import ApiClient
-from o365collector.reports.catalog import ReportSpec
 from o365collector.sources.base import Page
 from o365collector.sources.reporting.dates import filter_literal
 from o365collector.sources.reporting.envelope import ReportPage, parse_envelope
@@ -53,6 +52,7 @@ from o365collector.sources.reporting.paging import (
     with_options,
 )
 from o365collector.sources.reporting.records import record_key, record_time
+from o365collector.streams.catalog import ReportSpec
 from o365collector.windows import TimeWindow, parse_iso
 
 log = structlog.get_logger(__name__)

@@ -21,8 +21,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PlainSerializer,
     PlainValidator,
@@ -30,7 +28,8 @@ from pydantic import (
     field_validator,
 )
 
-from o365collector.reports.catalog import (
+from o365collector.config.base import Strict
+from o365collector.streams.catalog import (
     GRAPH_MESSAGE_TRACE,
     MESSAGE_TRACE_DETAIL,
     RWS_PREFIX,
@@ -47,16 +46,6 @@ DetailStatus = Literal[
 
 
 DEFAULT_DETAIL_STATUSES: tuple[DetailStatus, ...] = ("failed", "quarantined", "filteredAsSpam")
-
-
-class Strict(BaseModel):
-    """Options follow the settings rules: unknown keys are errors, values are immutable.
-
-    (``config.base.Strict`` itself cannot be imported here: the config package imports
-    this module while it initialises.)
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class GraphTraceOptions(Strict):
