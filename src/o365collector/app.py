@@ -18,6 +18,7 @@ import structlog
 from o365collector import __version__
 from o365collector.clock import Clock, SystemClock
 from o365collector.config.model import CollectionSettings, Settings, TenantSettings
+from o365collector.config.streams import configured
 from o365collector.errors import ConfigError, SourceError, UnavailableError
 from o365collector.http.auth import token_provider_for
 from o365collector.http.budget import RequestBudget
@@ -32,14 +33,14 @@ from o365collector.pipeline.lane import LaneContext
 from o365collector.pipeline.progress import Progress
 from o365collector.pipeline.stream import StreamIdentity, StreamPlan, StreamWorker
 from o365collector.planning.lanes import BandLane, Priority, WatermarkLane
-from o365collector.config.streams import configured
 from o365collector.reports.wiring import build_source, plan_for
 from o365collector.reports.worker import OfferedReportWorker
 from o365collector.sinks.factory import build_sink
 from o365collector.sources.reporting.discovery import ServiceDocument
+from o365collector.state.backend import open_state
 from o365collector.state.lock import state_lock
 from o365collector.state.resets import apply_configured_resets
-from o365collector.state.sqlite import SqliteStateStore
+from o365collector.state.store import StreamState
 
 log = structlog.get_logger(__name__)
 
@@ -112,7 +113,7 @@ class Collector:
 
     async def _run(self) -> RunResult:
         settings = self.settings
-        store = SqliteStateStore(settings.state_dir / "state.db")
+        store = open_state(settings)
         apply_configured_resets(settings, store, self.clock.now())  # reset_persistence_auth
         dead_letter = DeadLetter(settings.state_dir / "dead-letter")
         sinks = [build_sink(s, i, self.clock) for i, s in enumerate(settings.sinks)]
@@ -173,7 +174,7 @@ class Collector:
         log.info("Collector stopped.", failures=len(self.result.failures))
         return self.result
 
-    def _select(self, workers: list[StreamWorker], store: SqliteStateStore) -> list[StreamWorker]:
+    def _select(self, workers: list[StreamWorker], store: StreamState) -> list[StreamWorker]:
         """Apply the ``streams`` filter and the ``lanes`` override (see ``__init__``)."""
         chosen = [w for w in workers if self.streams is None or w.id.stream in self.streams]
         if self.streams is not None and not chosen:
@@ -205,7 +206,7 @@ class Collector:
         tenant: TenantSettings,
         client: httpx.AsyncClient,
         dispatcher: Dispatcher,
-        store: SqliteStateStore,
+        store: StreamState,
     ) -> list[StreamWorker]:
         collection = self.settings.collection
         tokens = token_provider_for(tenant, client, self.clock)

@@ -181,7 +181,7 @@ def state_reset(
 ) -> None:
     """Forget checkpoints and delivered facts: the next run collects that scope again."""
     from o365collector.selection import require_stream  # noqa: PLC0415
-    from o365collector.state.sqlite import SqliteStateStore  # noqa: PLC0415
+    from o365collector.state.backend import open_state  # noqa: PLC0415
 
     try:
         settings = load_settings(config_path)
@@ -213,7 +213,7 @@ def state_reset(
             default=False,
         ):
             fail("not confirmed; nothing was reset", 1)
-        store = SqliteStateStore(settings.state_dir / "state.db")
+        store = open_state(settings)
         try:
             removed = store.reset(None if reset_all else tenant, None if reset_all else stream)
         finally:

@@ -1,23 +1,28 @@
-"""SQLite checkpoint store: round trips, a watermark that never goes back, resets, schema."""
+"""The SQLite backend's own behaviour: files, schema versions, read-only opens, WAL.
+
+What every backend must do is in test_state_contract.py.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from o365collector.config.loader import parse_settings
+from o365collector.config.model import Settings
 from o365collector.errors import StateError
-from o365collector.state.sqlite import SCHEMA_VERSION, Checkpoint, SqliteStateStore
+from o365collector.state.backend import open_state, state_path
+from o365collector.state.sqlite import SCHEMA_VERSION, SqliteStateStore
+from o365collector.state.store import Checkpoint
 from o365collector.windows import TimeWindow
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 NOW = datetime(2024, 5, 2, 8, 30, 15, 123456, tzinfo=UTC)
 W1 = TimeWindow(T0, T0 + timedelta(hours=1))
-W2 = TimeWindow(T0 + timedelta(hours=1), T0 + timedelta(hours=2))
-LINK = "https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces?$skiptoken=a%3D"
 
 
 @pytest.fixture
@@ -32,118 +37,8 @@ def store(db_path: Path) -> Iterator[SqliteStateStore]:
     opened.close()
 
 
-def test_unknown_stream_is_empty(store: SqliteStateStore) -> None:
-    assert store.load("contoso", "message_trace") == Checkpoint()
-
-
 def test_creates_the_folder(db_path: Path, store: SqliteStateStore) -> None:
     assert db_path.is_file()
-
-
-def test_inflight_round_trip(store: SqliteStateStore) -> None:
-    store.save_inflight("contoso", "message_trace", W1, LINK, NOW)
-    checkpoint = store.load("contoso", "message_trace")
-    assert checkpoint.inflight == W1
-    assert checkpoint.next_link == LINK
-    assert checkpoint.watermark is None
-    assert checkpoint.updated_at == NOW
-    assert checkpoint.inflight is not None
-    assert checkpoint.inflight.start.utcoffset() == timedelta(0)
-
-
-def test_commit_moves_watermark_and_clears_inflight(store: SqliteStateStore) -> None:
-    store.save_inflight("contoso", "message_trace", W1, LINK, NOW)
-    store.commit_window("contoso", "message_trace", W1, NOW + timedelta(seconds=5))
-    checkpoint = store.load("contoso", "message_trace")
-    assert checkpoint.watermark == W1.end
-    assert checkpoint.inflight is None
-    assert checkpoint.next_link is None
-    assert checkpoint.updated_at == NOW + timedelta(seconds=5)
-
-
-def test_inflight_after_commit_keeps_watermark(store: SqliteStateStore) -> None:
-    store.commit_window("contoso", "message_trace", W1, NOW)
-    store.save_inflight("contoso", "message_trace", W2, LINK, NOW)
-    checkpoint = store.load("contoso", "message_trace")
-    assert checkpoint.watermark == W1.end
-    assert checkpoint.inflight == W2
-    assert checkpoint.next_link == LINK
-
-
-def test_watermark_never_moves_backwards(store: SqliteStateStore) -> None:
-    store.commit_window("contoso", "message_trace", W2, NOW)
-    store.commit_window("contoso", "message_trace", W1, NOW)
-    assert store.load("contoso", "message_trace").watermark == W2.end
-
-
-def test_non_utc_times_are_stored_as_utc(store: SqliteStateStore) -> None:
-    plus2 = timezone(timedelta(hours=2))
-    window = TimeWindow(W1.start.astimezone(plus2), W1.end.astimezone(plus2))
-    store.save_inflight("contoso", "message_trace", window, LINK, NOW.astimezone(plus2))
-    checkpoint = store.load("contoso", "message_trace")
-    assert checkpoint.inflight == W1
-    assert checkpoint.inflight is not None
-    assert checkpoint.inflight.start.utcoffset() == timedelta(0)
-    assert checkpoint.updated_at == NOW
-
-
-def test_streams_and_tenants_are_separate(store: SqliteStateStore) -> None:
-    store.commit_window("contoso", "message_trace", W1, NOW)
-    store.commit_window("fabrikam", "message_trace", W2, NOW)
-    assert store.load("contoso", "message_trace").watermark == W1.end
-    assert store.load("fabrikam", "message_trace").watermark == W2.end
-    assert store.load("contoso", "other_stream") == Checkpoint()
-
-
-def _fill(store: SqliteStateStore) -> None:
-    for tenant in ("contoso", "fabrikam"):
-        for stream in ("message_trace", "mail_reports"):
-            store.commit_window(tenant, stream, W1, NOW)
-
-
-def test_reset_one_stream(store: SqliteStateStore) -> None:
-    _fill(store)
-    assert store.reset("contoso", "message_trace") == 1
-    assert store.load("contoso", "message_trace") == Checkpoint()
-    assert store.load("contoso", "mail_reports").watermark == W1.end
-    assert store.load("fabrikam", "message_trace").watermark == W1.end
-
-
-def test_reset_one_tenant(store: SqliteStateStore) -> None:
-    _fill(store)
-    assert store.reset("fabrikam") == 2
-    assert store.load("fabrikam", "message_trace") == Checkpoint()
-    assert store.load("fabrikam", "mail_reports") == Checkpoint()
-    assert store.load("contoso", "message_trace").watermark == W1.end
-
-
-def test_reset_one_stream_of_every_tenant(store: SqliteStateStore) -> None:
-    _fill(store)
-    assert store.reset(stream="mail_reports") == 2
-    assert store.load("contoso", "mail_reports") == Checkpoint()
-    assert store.load("contoso", "message_trace").watermark == W1.end
-
-
-def test_reset_all(store: SqliteStateStore) -> None:
-    _fill(store)
-    assert store.reset() == 4
-    assert store.reset() == 0
-    assert store.load("contoso", "message_trace") == Checkpoint()
-
-
-def test_survives_reopen(db_path: Path) -> None:
-    first = SqliteStateStore(db_path)
-    first.commit_window("contoso", "message_trace", W1, NOW)
-    first.save_inflight("contoso", "message_trace", W2, LINK, NOW)
-    first.close()
-    second = SqliteStateStore(db_path)
-    try:
-        checkpoint = second.load("contoso", "message_trace")
-        assert checkpoint.watermark == W1.end
-        assert checkpoint.inflight == W2
-        assert checkpoint.next_link == LINK
-    finally:
-        second.close()
 
 
 def test_newer_schema_is_refused(db_path: Path) -> None:
@@ -201,3 +96,101 @@ def test_schema_1_is_upgraded_keeping_checkpoints_and_dropping_old_dedup_keys(
         assert reopened.seen_statuses([b"new-key"]) == {b"new-key": "delivered"}
     finally:
         reopened.close()
+
+
+def test_uses_wal(store: SqliteStateStore, db_path: Path) -> None:
+    raw = sqlite3.connect(db_path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        raw.close()
+
+
+def _tables(db_path: Path) -> set[str]:
+    raw = sqlite3.connect(db_path)
+    try:
+        return {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        raw.close()
+
+
+def test_reset_markers_table_is_created_on_first_use(
+    store: SqliteStateStore, db_path: Path
+) -> None:
+    assert "stream_resets" not in _tables(db_path)
+    store.record_reset_marker("contoso", "message_trace", "m1", NOW)
+    assert "stream_resets" in _tables(db_path)
+
+
+def test_read_only_reads_without_writing(db_path: Path) -> None:
+    writer = SqliteStateStore(db_path)
+    writer.commit_window("contoso", "message_trace", W1, NOW)
+    writer.close()
+    reader = SqliteStateStore(db_path, read_only=True)
+    try:
+        assert reader.load("contoso", "message_trace").watermark == W1.end
+        assert reader.reset_markers() == {}  # no table yet, and none is created
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.set_status("contoso", "message_trace", "ok", "", NOW)
+    finally:
+        reader.close()
+    assert "stream_resets" not in _tables(db_path)
+
+
+def test_read_only_refuses_a_missing_database(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match="no state yet"):
+        SqliteStateStore(tmp_path / "state.db", read_only=True)
+
+
+def test_read_only_refuses_a_newer_schema(db_path: Path) -> None:
+    SqliteStateStore(db_path).close()
+    raw = sqlite3.connect(db_path)
+    with raw:
+        raw.execute(
+            "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),)
+        )
+    raw.close()
+    with pytest.raises(StateError, match=r"newer o365collector"):
+        SqliteStateStore(db_path, read_only=True)
+
+
+# --- open_state: the factory picks SQLite in state_dir ------------------------------------
+
+
+def _settings(state_dir: Path) -> Settings:
+    return parse_settings(
+        {
+            "state_dir": str(state_dir),
+            "tenants": [{"tenant_id": "t", "client_id": "c", "client_secret": "s3cr3t-value"}],
+            "sinks": [{"type": "stdout"}],
+        }
+    )
+
+
+def test_open_state_is_sqlite_in_state_dir(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "state")
+    store = open_state(settings)
+    try:
+        assert isinstance(store, SqliteStateStore)
+        assert store.path == state_path(settings) == tmp_path / "state" / "state.db"
+        store.commit_window("contoso", "message_trace", W1, NOW)
+    finally:
+        store.close()
+    reader = open_state(settings, read_only=True)
+    try:
+        assert isinstance(reader, SqliteStateStore) and reader.read_only
+        assert reader.load("contoso", "message_trace").watermark == W1.end
+    finally:
+        reader.close()
+
+
+def test_open_state_read_only_without_state_is_empty_and_creates_nothing(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "state")
+    reader = open_state(settings, read_only=True)
+    try:
+        assert reader.lanes("contoso", "message_trace") == []
+        assert reader.status("contoso", "message_trace") is None
+        assert reader.load("contoso", "message_trace") == Checkpoint()
+    finally:
+        reader.close()
+    assert not (tmp_path / "state").exists()

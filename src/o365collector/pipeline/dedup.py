@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from o365collector.event import Event, event_id, event_ids, row_key
-from o365collector.state.sqlite import SqliteStateStore, dedup_scope
+from o365collector.state.store import DedupStore, dedup_scope
 
 Fact = tuple[bytes, str]  # (row key, status)
 
@@ -42,7 +42,7 @@ class Deduplicator:
 
     def __init__(
         self,
-        store: SqliteStateStore,
+        store: DedupStore,
         *,
         tenant: str,
         tenant_id: str,

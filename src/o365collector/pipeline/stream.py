@@ -24,7 +24,7 @@ from o365collector.planning.lanes import (
     live_start,
     sweep_window,
 )
-from o365collector.state.sqlite import SqliteStateStore
+from o365collector.state.store import StreamState
 from o365collector.windows import PlannerSettings, TimeWindow, floor_second, plan_next_window
 
 __all__ = ["StreamIdentity", "StreamPlan", "StreamWorker"]
@@ -60,7 +60,7 @@ class StreamPlan:
 class StreamWorker:
     """Runs every lane of one stream until stopped (or, with ``once``, caught up)."""
 
-    def __init__(self, ctx: LaneContext, store: SqliteStateStore, plan: StreamPlan) -> None:
+    def __init__(self, ctx: LaneContext, store: StreamState, plan: StreamPlan) -> None:
         """Wire one stream; call :meth:`run` in a task."""
         self.ctx = ctx
         self.id = ctx.identity

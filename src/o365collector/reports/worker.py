@@ -10,7 +10,7 @@ from o365collector.observability import metrics
 from o365collector.pipeline.lane import LaneContext, wait_or_stop
 from o365collector.pipeline.stream import StreamPlan, StreamWorker
 from o365collector.sources.reporting.discovery import ServiceDocument
-from o365collector.state.sqlite import SqliteStateStore
+from o365collector.state.store import StreamState
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +27,7 @@ class OfferedReportWorker(StreamWorker):
     def __init__(
         self,
         ctx: LaneContext,
-        store: SqliteStateStore,
+        store: StreamState,
         plan: StreamPlan,
         *,
         discovery: ServiceDocument,

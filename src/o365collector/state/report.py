@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,7 +11,8 @@ from rich.table import Table
 
 from o365collector.config.model import Settings
 from o365collector.planning.lanes import backfill_finished
-from o365collector.state.sqlite import Checkpoint, SqliteStateStore
+from o365collector.state.backend import open_state, state_path
+from o365collector.state.store import Checkpoint
 
 _COLUMNS = ("tenant", "stream", "lane", "watermark", "lag_secs", "inflight_window", "health")
 
@@ -23,7 +23,7 @@ def state_rows(settings: Settings, now: datetime | None = None) -> list[dict[str
     Finished backfill lanes are left out (see :func:`_shown_lanes`).
     """
     moment = now or datetime.now(UTC)
-    store = _open_read_only(settings.state_dir / "state.db")
+    store = open_state(settings, read_only=True)  # beside a running collector, unlocked
     try:
         rows: list[dict[str, Any]] = []
         for tenant in settings.tenants:
@@ -67,20 +67,9 @@ def _shown_lanes(lanes: list[tuple[str, Checkpoint]]) -> list[tuple[str, Checkpo
     return [(lane, cp) for lane, cp in lanes if not backfill_finished(lane, cp.watermark)]
 
 
-def _open_read_only(path: Path) -> SqliteStateStore:
-    """The state database as it is (beside a running collector, without its lock).
-
-    When none exists yet, an empty one in memory (every stream never ran): ``state show``
-    creates nothing in ``state_dir``.
-    """
-    if path.is_file():
-        return SqliteStateStore(path, read_only=True)
-    return SqliteStateStore(Path(":memory:"))  # SQLite's name for a private in-memory database
-
-
 def show_state(settings: Settings, *, as_json: bool) -> None:
     """Print :func:`state_rows` for a person (table) or a program (JSON)."""
-    if not (settings.state_dir / "state.db").is_file():
+    if not state_path(settings).is_file():
         Console(stderr=True).print(
             f"o365collector: no state yet in {settings.state_dir} (no collector has run with "
             "this state_dir): every stream shows as never run.",

@@ -1,15 +1,20 @@
-"""SQLite checkpoint store (WAL): the watermark and the in-flight window of every stream."""
+"""SQLite state (WAL): checkpoints, stream health, delivered facts and reset markers.
+
+The first implementation of :class:`~o365collector.state.store.StateStore`; build it with
+:func:`~o365collector.state.backend.open_state`.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from o365collector.errors import StateError
+from o365collector.state.store import Checkpoint, dedup_scope
 from o365collector.windows import TimeWindow, parse_iso, to_utc
 
+DATABASE_FILE = "state.db"  # in state_dir
 SCHEMA_VERSION = 2  # 2: dedup row keys start with the receive hour (1's are dropped)
 _SQL_CHUNK = 900  # stays under SQLite's bound-parameter limit on every build
 
@@ -45,23 +50,23 @@ CREATE INDEX IF NOT EXISTS seen_expiry ON seen(expires_at);
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """Where a stream stands.
-
-    Everything before ``watermark`` has been delivered to every sink. ``inflight`` is the
-    window being read and ``next_link`` the page to continue it from; pages before it
-    are delivered.
-    """
-
-    watermark: datetime | None = None
-    inflight: TimeWindow | None = None
-    next_link: str | None = None
-    updated_at: datetime | None = None
+# Created on first use, not with the schema: only Devo layouts record markers.
+_RESETS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stream_resets (
+    tenant TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    marker TEXT NOT NULL,
+    applied_at TEXT NOT NULL,
+    PRIMARY KEY (tenant, stream)
+)
+"""
 
 
 class SqliteStateStore:
-    """One SQLite file, ``{state_dir}/state.db``; safe for one collector process at a time."""
+    """One SQLite file, ``{state_dir}/state.db``; safe for one collector process at a time.
+
+    Implements :class:`~o365collector.state.store.StateStore`.
+    """
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         """Open (creating and upgrading if needed) the database.
@@ -70,6 +75,7 @@ class SqliteStateStore:
         running collector: nothing is created, upgraded or written.
         """
         self.path = path
+        self.read_only = read_only
         if read_only:
             self._db = _open_read_only(path)
             return
@@ -228,7 +234,11 @@ class SqliteStateStore:
         return self._db.execute("DELETE FROM seen WHERE expires_at < ?", (now_epoch,)).rowcount
 
     def reset(self, tenant: str | None = None, stream: str | None = None) -> int:
-        """Forget checkpoints (all, one tenant's, or one stream's); returns rows removed."""
+        """Forget checkpoints (all, one tenant's, or one stream's); returns rows removed.
+
+        Health goes with them, and the delivered facts of the scope: all of them unless a
+        tenant is named.
+        """
         query, args = "DELETE FROM checkpoints WHERE 1=1", []
         if tenant is not None:
             query += " AND tenant=?"
@@ -236,15 +246,50 @@ class SqliteStateStore:
         if stream is not None:
             query += " AND stream=?"
             args.append(stream)
-        removed = self._db.execute(query, args).rowcount
-        self._db.execute(query.replace("checkpoints", "stream_status"), args)
-        if tenant is None:
-            self._db.execute("DELETE FROM seen")
-        elif stream is None:
-            self._db.execute("DELETE FROM seen WHERE scope LIKE ?", (_scope(tenant, "") + "%",))
-        else:
-            self._db.execute("DELETE FROM seen WHERE scope = ?", (_scope(tenant, stream),))
+        try:
+            removed = self._db.execute(query, args).rowcount
+            self._db.execute(query.replace("checkpoints", "stream_status"), args)
+            if tenant is None:
+                self._db.execute("DELETE FROM seen")
+            elif stream is None:
+                self._db.execute(
+                    "DELETE FROM seen WHERE scope LIKE ?", (dedup_scope(tenant, "") + "%",)
+                )
+            else:
+                self._db.execute("DELETE FROM seen WHERE scope = ?", (dedup_scope(tenant, stream),))
+        except sqlite3.Error as exc:
+            msg = f"cannot reset state in {self.path}: {exc}"
+            raise StateError(msg) from exc
         return removed
+
+    def reset_markers(self) -> dict[tuple[str, str], str]:
+        """The last ``reset_persistence_auth`` marker applied per (tenant, stream)."""
+        try:
+            if self.read_only:
+                exists = self._db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='stream_resets'"
+                ).fetchone()
+                if exists is None:
+                    return {}
+            else:
+                self._db.execute(_RESETS_SCHEMA)
+            rows = self._db.execute("SELECT tenant, stream, marker FROM stream_resets").fetchall()
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot read stream resets from {self.path}: {exc}") from exc
+        return {(t, s): m for t, s, m in rows}
+
+    def record_reset_marker(self, tenant: str, stream: str, marker: str, now: datetime) -> None:
+        """Record that ``marker`` was applied to the stream (replacing an earlier one)."""
+        try:
+            self._db.execute(_RESETS_SCHEMA)
+            self._db.execute(
+                "INSERT INTO stream_resets(tenant, stream, marker, applied_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(tenant, stream) DO UPDATE SET marker=excluded.marker, "
+                "applied_at=excluded.applied_at",
+                (tenant, stream, marker, _iso(now)),
+            )
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot record a stream reset in {self.path}: {exc}") from exc
 
     def _upsert(
         self,
@@ -305,15 +350,6 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
         )
         raise StateError(msg)
     return db
-
-
-def _scope(tenant: str, stream: str) -> str:
-    return f"{tenant}\x1f{stream}"
-
-
-def dedup_scope(tenant: str, stream: str) -> str:
-    """The scope under which a stream's delivered facts are remembered (for resets)."""
-    return _scope(tenant, stream)
 
 
 def _iso(moment: datetime | None) -> str | None:
