@@ -249,6 +249,19 @@ def test_reset_all(store: StateStore) -> None:
     assert store.all() == []
 
 
+@pytest.mark.parametrize("other", ["Contoso", "contosX", "contos%"])
+def test_reset_one_tenant_forgets_no_fact_of_a_tenant_with_a_like_name(
+    store: StateStore, other: str
+) -> None:
+    """Tenant names are compared exactly: no case folding, no wildcard (``_``, ``%``)."""
+    tenants = ("contos_", other)
+    for tenant in tenants:
+        store.remember(dedup_scope(tenant, MT), [(_key(tenant, MT), "delivered", FAR)])
+    store.reset("contos_")
+    seen = store.seen_statuses(sorted(_key(t, MT) for t in tenants))
+    assert set(seen) == {_key(other, MT)}
+
+
 def test_reset_keeps_reset_markers(store: StateStore) -> None:
     _fill(store)
     store.record_reset_marker("contoso", MT, "m1", NOW)

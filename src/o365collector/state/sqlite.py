@@ -252,8 +252,10 @@ class SqliteStateStore:
             if tenant is None:
                 self._db.execute("DELETE FROM seen")
             elif stream is None:
+                # An exact prefix: LIKE would fold case and read `_` and `%` in the name.
                 self._db.execute(
-                    "DELETE FROM seen WHERE scope LIKE ?", (dedup_scope(tenant, "") + "%",)
+                    "DELETE FROM seen WHERE substr(scope, 1, length(?1)) = ?1",
+                    (dedup_scope(tenant, ""),),
                 )
             else:
                 self._db.execute("DELETE FROM seen WHERE scope = ?", (dedup_scope(tenant, stream),))
