@@ -39,6 +39,9 @@ MAX_DISTINCT_VALUES = 20  # distinct values a process records as labels; others 
 OTHER_VALUE = "(other)"
 MISSING_VALUE = "(missing)"
 EMPTY_VALUE = "(empty)"
+MAX_SPELLINGS = 64  # spellings of known values remembered (Graph's case varies)
+# Known values as they were spelled, per known set: most rows are found here at once.
+_SPELLINGS: dict[frozenset[str], set[str]] = {}
 
 
 class SeenValues:
@@ -88,14 +91,26 @@ class UnknownValueCounter:
         self._field = field
         self._known = known
         self._seen = seen
+        self._spellings = _SPELLINGS.setdefault(known, set())
 
     def observe(self, records: Iterable[dict[str, Any]]) -> None:
-        """Count each record whose value is unknown; the records are not changed."""
+        """Count each record whose value is unknown; the records are not changed.
+
+        Runs for every row read: a known value as Graph spells it costs one set look-up.
+        """
+        field, spellings = self._field, self._spellings
         for record in records:
-            value = record.get(self._field)
-            if isinstance(value, str) and value.lower() in self._known:
-                continue
-            self._count(_shown(value))
+            value = record.get(field)
+            if value.__class__ is not str or value not in spellings:
+                self._check(value)
+
+    def _check(self, value: object) -> None:
+        """A value not seen spelled this way yet: remember a known spelling, count others."""
+        if isinstance(value, str) and value.lower() in self._known:
+            if len(self._spellings) < MAX_SPELLINGS:
+                self._spellings.add(value)
+            return
+        self._count(_shown(value))
 
     def _count(self, value: str) -> None:
         label, first = self._seen.label(self._field, value)
