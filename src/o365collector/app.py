@@ -17,7 +17,7 @@ import structlog
 
 from o365collector import __version__
 from o365collector.clock import Clock, SystemClock
-from o365collector.config.model import CollectionSettings, Settings, TenantSettings
+from o365collector.config.model import Settings, TenantSettings
 from o365collector.config.streams import configured
 from o365collector.errors import ConfigError, SourceError, UnavailableError
 from o365collector.http.auth import token_provider_for
@@ -25,17 +25,18 @@ from o365collector.http.budget import RequestBudget
 from o365collector.http.client import ApiClient
 from o365collector.observability import metrics
 from o365collector.observability.health import HealthServer, Readiness
+from o365collector.observability.progress import Progress
 from o365collector.observability.redact import redact
 from o365collector.page_gate import PageGate
 from o365collector.pipeline.dedup import Deduplicator
 from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner
 from o365collector.pipeline.lane import LaneContext
-from o365collector.pipeline.progress import Progress
-from o365collector.pipeline.stream import StreamIdentity, StreamPlan, StreamWorker
+from o365collector.pipeline.offered import OfferedReportWorker
+from o365collector.pipeline.stream import StreamIdentity, StreamWorker
 from o365collector.planning.lanes import BandLane, Priority, WatermarkLane
-from o365collector.reports.wiring import build_source, plan_for
-from o365collector.reports.worker import OfferedReportWorker
+from o365collector.planning.plan import stream_plan
 from o365collector.sinks.factory import build_sink
+from o365collector.sources.factory import build_source
 from o365collector.sources.reporting.discovery import ServiceDocument
 from o365collector.state.backend import open_state
 from o365collector.state.lock import state_lock
@@ -368,12 +369,3 @@ def _http_client(
         headers={"User-Agent": f"o365collector/{__version__}"},
         follow_redirects=False,
     )
-
-
-def stream_plan(collection: CollectionSettings, stream: str = "message_trace") -> StreamPlan:
-    """The lanes and limits of ``stream`` under ``collection`` (see ``reports.wiring.plan_for``).
-
-    Graph message trace and per-row reports use the lanes; aggregated reports one settled
-    lane; message trace detail one lane at ``Priority.DETAIL``.
-    """
-    return plan_for(configured(stream), collection)

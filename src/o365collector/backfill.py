@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from o365collector.app import Collector, RunOptions, stream_plan
+from o365collector.app import Collector, RunOptions
 from o365collector.config.model import Settings, TenantSettings
 from o365collector.config.streams import configured
 from o365collector.errors import ConfigError
-from o365collector.pipeline.progress import Progress as StreamProgress
+from o365collector.observability.progress import Progress as StreamProgress
 from o365collector.planning.lanes import backfill_lane
+from o365collector.planning.plan import stream_plan
 from o365collector.selection import require_stream, stream_names
 from o365collector.windows import PlannerSettings, floor_second, parse_iso, plan_next_window
 

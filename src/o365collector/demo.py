@@ -16,7 +16,7 @@ from rich.text import Text
 from o365collector.app import Collector, RunOptions
 from o365collector.config.loader import load_settings
 from o365collector.observability.logging import configure_logging
-from o365collector.pipeline.progress import Progress
+from o365collector.observability.progress import Progress
 from o365collector.state.lock import state_lock
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from o365collector.app import stream_plan
 from o365collector.config.model import CollectionSettings, TenantSettings
 from o365collector.config.streams import DetailOptions, ReportOptions, configured, parse_stream
 from o365collector.errors import O365CollectorError
 from o365collector.planning.lanes import BandLane, Priority, WatermarkLane
-from o365collector.reports.wiring import build_source
+from o365collector.planning.plan import stream_plan
+from o365collector.sources.factory import build_source
 from o365collector.sources.graph.message_trace import GraphMessageTraceSource
 from o365collector.sources.reporting.detail import DetailSource
 from o365collector.sources.reporting.source import ReportSource
@@ -175,7 +175,14 @@ def test_each_stream_gets_its_source_and_its_discovery_needs() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["o365collector.config.streams", "o365collector.reports.wiring", "o365emulator"],
+    [
+        "o365collector.config.streams",
+        "o365collector.streams.catalog",
+        "o365collector.sources.factory",
+        "o365collector.planning.plan",
+        "o365collector.pipeline.offered",
+        "o365emulator",
+    ],
 )
 def test_modules_import_on_their_own(module: str) -> None:
     """The config package imports the stream model while it initialises: no import cycle."""

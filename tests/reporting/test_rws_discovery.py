@@ -11,8 +11,8 @@ from rws_support import token_response
 from structlog.testing import capture_logs
 
 from o365collector.errors import PermissionDeniedError
+from o365collector.pipeline.offered import OfferedReportWorker
 from o365collector.pipeline.stream import StreamWorker
-from o365collector.reports.worker import OfferedReportWorker
 from o365collector.sources.reporting.discovery import ServiceDocument, parse_service_document
 
 DOC = (

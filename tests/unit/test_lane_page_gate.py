@@ -16,11 +16,11 @@ import pytest
 from o365collector.clock import SystemClock
 from o365collector.config.model import RetrySettings
 from o365collector.event import Event
+from o365collector.observability.progress import StreamProgress
 from o365collector.page_gate import PageGate
 from o365collector.pipeline.dedup import Deduplicator
 from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner
 from o365collector.pipeline.lane import LaneContext, StreamIdentity, WindowReader
-from o365collector.pipeline.progress import StreamProgress
 from o365collector.planning.lanes import Priority
 from o365collector.sinks.base import DeliveryResult
 from o365collector.sources.base import Page

@@ -11,7 +11,7 @@ from o365collector.config.model import CollectionSettings, TenantSettings
 from o365collector.config.streams import DetailOptions, ReportOptions, configured
 from o365collector.errors import SetupError
 from o365collector.http.client import ApiClient
-from o365collector.reports.wiring import build_source
+from o365collector.sources.factory import build_source
 from o365collector.sources.reporting.discovery import ServiceDocument
 from o365collector.streams.catalog import GRAPH_MESSAGE_TRACE, RWS_PREFIX
 from o365collector.windows import TimeWindow, floor_second

@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from o365collector.clock import Clock
 from o365collector.observability import metrics
-from o365collector.pipeline.progress import Progress
+from o365collector.observability.progress import Progress
 
 log = structlog.get_logger(__name__)
 

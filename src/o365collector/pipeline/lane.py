@@ -19,10 +19,10 @@ import structlog
 
 from o365collector.clock import Clock
 from o365collector.observability import metrics
+from o365collector.observability.progress import StreamProgress
 from o365collector.page_gate import PageGate
 from o365collector.pipeline.dedup import Deduplicator
 from o365collector.pipeline.delivery import Dispatcher
-from o365collector.pipeline.progress import StreamProgress
 from o365collector.planning.lanes import Priority
 from o365collector.sources.base import Page, WindowSource
 from o365collector.windows import TimeWindow

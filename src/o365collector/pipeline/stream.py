@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from o365collector.errors import RestartWindowError, UnavailableError
@@ -20,41 +19,16 @@ from o365collector.planning.lanes import (
     BandLane,
     WatermarkLane,
     final_absorbs,
-    final_age_secs,
     live_start,
     sweep_window,
 )
+from o365collector.planning.plan import StreamPlan
 from o365collector.state.store import StreamState
 from o365collector.windows import PlannerSettings, TimeWindow, floor_second, plan_next_window
 
-__all__ = ["StreamIdentity", "StreamPlan", "StreamWorker"]
+__all__ = ["StreamIdentity", "StreamWorker"]
 
 _EXPIRE_EVERY = timedelta(minutes=10)
-
-
-@dataclass(frozen=True, slots=True)
-class StreamPlan:
-    """How a stream is read: its lanes and the limits of its API."""
-
-    lanes: list[WatermarkLane | BandLane]
-    initial_lookback_secs: float
-    horizon_secs: float
-    retention_secs: float
-    max_window_secs: float
-    unavailable_pause_secs: float = 30.0
-
-    @property
-    def final_age_secs(self) -> float:
-        """How old a window is when ``final`` reads it; no lane reads it after that."""
-        return final_age_secs(self.lanes, self.horizon_secs)
-
-    @property
-    def remember_secs(self) -> float:
-        """How long after a window's end its facts are kept: ``final``'s age plus a day.
-
-        The day covers a band sweep still running when ``final`` reads the same window.
-        """
-        return self.final_age_secs + 86400
 
 
 class StreamWorker:

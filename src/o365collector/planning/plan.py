@@ -1,102 +1,57 @@
-"""Build the source of a configured stream, and its plan, from the catalog and the settings."""
+"""How each configured stream is read: its lanes, window limits and retention.
+
+One :class:`StreamPlan` per stream, built from the catalog and the settings by
+:func:`plan_for`; the pipeline runs it, ``backfill`` checks a range against it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from o365collector.config.model import GRAPH_RETENTION_SECS, CollectionSettings, EndpointSettings
+from o365collector.config.model import GRAPH_RETENTION_SECS, CollectionSettings
 from o365collector.config.streams import (
     AGGREGATE_SETTLE_DEFAULT_SECS,
     ConfiguredStream,
     DetailOptions,
     ReportOptions,
+    configured,
 )
-from o365collector.http.client import ApiClient
-from o365collector.pipeline.stream import StreamPlan
-from o365collector.planning.lanes import Priority, Tier, WatermarkLane, build_lanes
-from o365collector.sources.base import WindowSource
-from o365collector.sources.graph.message_trace import GraphMessageTraceSource
-from o365collector.sources.reporting.detail import DetailSource, GraphDetail, RwsDetail
-from o365collector.sources.reporting.source import ReportSource
+from o365collector.planning.lanes import (
+    BandLane,
+    Priority,
+    Tier,
+    WatermarkLane,
+    build_lanes,
+    final_age_secs,
+)
 from o365collector.streams.catalog import CATALOG, ReportSpec
 
 _DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
-class BuiltSource:
-    """A stream's source and the RWS reports the tenant must offer for it to run."""
+class StreamPlan:
+    """How a stream is read: its lanes and the limits of its API."""
 
-    source: WindowSource
-    needs_reports: tuple[str, ...] = ()
+    lanes: list[WatermarkLane | BandLane]
+    initial_lookback_secs: float
+    horizon_secs: float
+    retention_secs: float
+    max_window_secs: float
+    unavailable_pause_secs: float = 30.0
 
+    @property
+    def final_age_secs(self) -> float:
+        """How old a window is when ``final`` reads it; no lane reads it after that."""
+        return final_age_secs(self.lanes, self.horizon_secs)
 
-def build_source(
-    stream: ConfiguredStream,
-    api: ApiClient,
-    endpoints: EndpointSettings,
-    collection: CollectionSettings,
-) -> BuiltSource:
-    """The source that reads ``stream`` for one tenant (its API client and endpoints)."""
-    options = stream.options
-    spec = stream.report
-    if spec is not None and isinstance(options, ReportOptions):
-        source = _report(spec, api, endpoints, collection, options.page_size)
-        return BuiltSource(source, (spec.name,))
-    if isinstance(options, DetailOptions):
-        return _detail(options, api, endpoints, collection)
-    return BuiltSource(_graph(api, endpoints, collection))
+    @property
+    def remember_secs(self) -> float:
+        """How long after a window's end its facts are kept: ``final``'s age plus a day.
 
-
-def _graph(
-    api: ApiClient,
-    endpoints: EndpointSettings,
-    collection: CollectionSettings,
-    stream: str = "message_trace",
-) -> GraphMessageTraceSource:
-    return GraphMessageTraceSource(
-        api,
-        graph_base=endpoints.graph_base(),
-        scope=endpoints.scope_for_graph(),
-        page_size=collection.page_size,
-        max_pages=collection.max_pages_per_window,
-        stream=stream,
-    )
-
-
-def _report(
-    spec: ReportSpec,
-    api: ApiClient,
-    endpoints: EndpointSettings,
-    collection: CollectionSettings,
-    page_size: int,
-) -> ReportSource:
-    return ReportSource(
-        api,
-        spec,
-        base=endpoints.reporting_base(),
-        scope=endpoints.scope_for_reporting(),
-        page_size=page_size,
-        max_pages=collection.max_pages_per_window,
-    )
-
-
-def _detail(
-    options: DetailOptions,
-    api: ApiClient,
-    endpoints: EndpointSettings,
-    collection: CollectionSettings,
-) -> BuiltSource:
-    if options.api == "graph":
-        graph = GraphDetail(
-            api, graph_base=endpoints.graph_base(), scope=endpoints.scope_for_graph()
-        )
-        listing = _graph(api, endpoints, collection, "message_trace_detail")
-        return BuiltSource(DetailSource(listing, graph, options.statuses))
-    rows = _report(CATALOG["MessageTrace"], api, endpoints, collection, options.page_size)
-    detail = _report(CATALOG["MessageTraceDetail"], api, endpoints, collection, 2000)
-    source = DetailSource(rows, RwsDetail(detail), options.statuses)
-    return BuiltSource(source, ("MessageTrace", "MessageTraceDetail"))
+        The day covers a band sweep still running when ``final`` reads the same window.
+        """
+        return self.final_age_secs + 86400
 
 
 def plan_for(stream: ConfiguredStream, collection: CollectionSettings) -> StreamPlan:
@@ -185,3 +140,12 @@ def _detail_plan(options: DetailOptions, collection: CollectionSettings) -> Stre
         retention_secs=CATALOG["MessageTrace"].retention_secs if rws else GRAPH_RETENTION_SECS,
         max_window_secs=min(collection.max_window_secs, longest),
     )
+
+
+def stream_plan(collection: CollectionSettings, stream: str = "message_trace") -> StreamPlan:
+    """The lanes and limits of the stream named ``stream`` under ``collection``.
+
+    Graph message trace and per-row reports use the lanes; aggregated reports one settled
+    lane; message trace detail one lane at ``Priority.DETAIL`` (see :func:`plan_for`).
+    """
+    return plan_for(configured(stream), collection)

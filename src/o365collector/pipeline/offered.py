@@ -8,7 +8,8 @@ import structlog
 
 from o365collector.observability import metrics
 from o365collector.pipeline.lane import LaneContext, wait_or_stop
-from o365collector.pipeline.stream import StreamPlan, StreamWorker
+from o365collector.pipeline.stream import StreamWorker
+from o365collector.planning.plan import StreamPlan
 from o365collector.sources.reporting.discovery import ServiceDocument
 from o365collector.state.store import StreamState
 
