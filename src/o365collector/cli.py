@@ -161,7 +161,7 @@ def state() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def state_show(config_path: Path, as_json: bool) -> None:
     """Show each stream's watermark, in-flight window and lag."""
-    from o365collector.state.report import show_state  # noqa: PLC0415
+    from o365collector.show_state import show_state  # noqa: PLC0415
 
     try:
         settings = load_settings(config_path)

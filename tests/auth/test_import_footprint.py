@@ -31,6 +31,7 @@ CLI_ONLY = (
     "o365collector.check",
     "o365collector.demo",
     "o365emulator",
+    "o365collector.show_state",
     "o365collector.state.report",
 )
 

@@ -1,7 +1,7 @@
 """The package layout is the data flow: every import points down these layers, none up.
 
     entry      cli (dispatches to the commands), under __main__
-    commands   check, demo, backfill
+    commands   check, demo, backfill, show_state
     app        app (wires a run), selection (what a command's options pick)
     pipeline   pipeline (lanes, dedup, delivery)
     ends       sources (Microsoft) · sinks (SIEMs) · state (beside the pipeline)
@@ -36,7 +36,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "ends": ("sources", "sinks", "state"),
     "pipeline": ("pipeline",),
     "app": ("app", "selection"),
-    "commands": ("check", "demo", "backfill"),
+    "commands": ("check", "demo", "backfill", "show_state"),
     "entry": ("cli",),
     "main": ("__main__",),
 }  # fmt: skip

@@ -1,20 +1,14 @@
-"""``state show``: each stream's lanes, watermarks, in-flight windows, lag and health."""
+"""Each stream's lanes, watermarks, in-flight windows, lag and health, as rows (``state show``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-from rich.console import Console
-from rich.table import Table
-
 from o365collector.config.model import Settings
 from o365collector.planning.lanes import backfill_finished
-from o365collector.state.backend import open_state, state_path
+from o365collector.state.backend import open_state
 from o365collector.state.store import Checkpoint
-
-_COLUMNS = ("tenant", "stream", "lane", "watermark", "lag_secs", "inflight_window", "health")
 
 
 def state_rows(settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -65,28 +59,3 @@ def _shown_lanes(lanes: list[tuple[str, Checkpoint]]) -> list[tuple[str, Checkpo
     nothing; an interrupted backfill (watermark before its end) is shown.
     """
     return [(lane, cp) for lane, cp in lanes if not backfill_finished(lane, cp.watermark)]
-
-
-def show_state(settings: Settings, *, as_json: bool) -> None:
-    """Print :func:`state_rows` for a person (table) or a program (JSON)."""
-    if not state_path(settings).is_file():
-        Console(stderr=True).print(
-            f"o365collector: no state yet in {settings.state_dir} (no collector has run with "
-            "this state_dir): every stream shows as never run.",
-            highlight=False,
-            soft_wrap=True,
-        )
-    rows = state_rows(settings)
-    console = Console()
-    if as_json:
-        console.out(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode(), highlight=False)
-        return
-    table = Table(title=f"State in {settings.state_dir}")
-    for column in _COLUMNS:
-        table.add_column(column)
-    for row in rows:
-        cells = [str(row[c]) if row[c] is not None else "—" for c in _COLUMNS]
-        if row["health"] == "failed":
-            cells[-1] = f"[red]failed[/]: {row['error']}"
-        table.add_row(*cells)
-    console.print(table)
