@@ -122,7 +122,7 @@ def _patch(emulator: Any, clock: VirtualClock) -> EmulatorTransport:
     """Replace the collector's edges: HTTP client, thread offload, delivery stamp, lane tag."""
     from o365collector import app
     from o365collector.pipeline import lane
-    from o365collector.sinks import jsonl
+    from o365collector.sinks.jsonl import sink as jsonl
 
     transport = EmulatorTransport(emulator, clock)
     app._http_client = lambda tenant, settings, tls=None: httpx.AsyncClient(transport=transport)  # type: ignore[assignment]

@@ -315,7 +315,7 @@ def harness(
 
 @pytest.fixture
 async def sink(harness: Harness, clock: FakeClock) -> AsyncIterator[Sink]:
-    built = build_sink(ADAPTER.validate_python(harness.settings()), 0, clock)
+    built = build_sink(ADAPTER.validate_python(harness.settings()), clock)
     await built.start()
     try:
         yield built

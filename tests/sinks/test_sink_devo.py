@@ -49,7 +49,7 @@ def devo_settings(server: CaptureServer, certs: Certs, **extra: Any) -> dict[str
 
 
 def make_sink(settings: dict[str, Any], clock: FakeClock) -> DevoSink:
-    sink = build_sink(ADAPTER.validate_python(settings), 0, clock)
+    sink = build_sink(ADAPTER.validate_python(settings), clock)
     assert isinstance(sink, DevoSink)
     return sink
 

@@ -24,7 +24,7 @@ ADAPTER: TypeAdapter[Any] = TypeAdapter(SinkSettings)
 
 
 async def make(clock: FakeClock, **settings: Any) -> ElasticsearchSink:
-    sink = build_sink(ADAPTER.validate_python({"type": "elasticsearch", **settings}), 0, clock)
+    sink = build_sink(ADAPTER.validate_python({"type": "elasticsearch", **settings}), clock)
     assert isinstance(sink, ElasticsearchSink)
     await sink.start()
     return sink

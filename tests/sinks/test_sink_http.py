@@ -32,7 +32,7 @@ async def build(clock: FakeClock) -> AsyncIterator[Callable[..., Any]]:
     built: list[Sink] = []
 
     async def make(**settings: Any) -> Sink:
-        sink = build_sink(ADAPTER.validate_python(settings), 0, clock)
+        sink = build_sink(ADAPTER.validate_python(settings), clock)
         await sink.start()
         built.append(sink)
         return sink
@@ -240,7 +240,8 @@ def test_record_time_reads_graph_and_reporting_forms() -> None:
         EPOCH.timestamp() + 0.123456
     )
     assert record_time({"Received": "/Date(1795336200000)/"}) == 1795336200.0
-    assert record_time({"receivedDateTime": "2026-11-22T08:30:00"}) is None  # naive
+    # no offset: UTC, as RWS JSON light writes Received (api-facts §1.4)
+    assert record_time({"receivedDateTime": "2026-11-22T08:30:00"}) == EPOCH.timestamp()
     assert record_time({"subject": "no time"}) is None
 
 

@@ -53,7 +53,7 @@ async def test_outage_holds_producers_then_delivers_everything_once(
     retry = RetrySettings(initial_interval_secs=0.5, max_interval_secs=4.0)
     runners = []
     for config in configs:
-        sink = build_sink(ADAPTER.validate_python(config), 0, clock)
+        sink = build_sink(ADAPTER.validate_python(config), clock)
         await sink.start()
         runners.append(
             SinkRunner(

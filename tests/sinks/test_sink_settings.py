@@ -39,8 +39,8 @@ def test_every_type_is_accepted_and_buildable(certs: Certs, tmp_path: Path) -> N
         {"type": "http", "url": "https://collector.example/in"},
     ]
     assert sorted(sink_types()) == sorted(c["type"] for c in configs)
-    for index, config in enumerate(configs):
-        sink = build_sink(ADAPTER.validate_python(config), index, FakeClock())
+    for config in configs:
+        sink = build_sink(ADAPTER.validate_python(config), FakeClock())
         assert sink.name == config["type"]
 
 
@@ -102,7 +102,7 @@ def test_loader_reads_secret_files_and_never_prints_them(tmp_path: Path) -> None
     )
     sink_settings = settings.sinks[0]
     assert "sekoia-key-from-file-77" not in repr(sink_settings)
-    build_sink(sink_settings, 0, FakeClock())
+    build_sink(sink_settings, FakeClock())
     assert redact("sent sekoia-key-from-file-77 to intake") == "sent *** to intake"
     with pytest.raises(ConfigError) as caught:
         parse_settings(
@@ -124,12 +124,9 @@ def test_sink_names_must_be_unique_across_types(tmp_path: Path) -> None:
 
 async def test_jsonl_payload_raw_and_envelope(tmp_path: Path) -> None:
     raw = build_sink(
-        ADAPTER.validate_python({"type": "jsonl", "path": tmp_path / "r.jsonl", "payload": "raw"}),
-        0,
+        ADAPTER.validate_python({"type": "jsonl", "path": tmp_path / "r.jsonl", "payload": "raw"})
     )
-    wrapped = build_sink(
-        ADAPTER.validate_python({"type": "jsonl", "path": tmp_path / "e.jsonl"}), 0
-    )
+    wrapped = build_sink(ADAPTER.validate_python({"type": "jsonl", "path": tmp_path / "e.jsonl"}))
     assert isinstance(raw, JsonlSink)
     events = [*make_events(2), make_event(2, huge=2**70)]  # orjson refuses; stdlib writes it
     for sink in (raw, wrapped):

@@ -36,7 +36,7 @@ def syslog_sink(
         settings.setdefault("ca_file", certs.ca_file)
         settings.setdefault("cert_file", certs.client_cert)
         settings.setdefault("key_file", certs.client_key)
-    sink = build_sink(ADAPTER.validate_python(settings), 0, clock)
+    sink = build_sink(ADAPTER.validate_python(settings), clock)
     assert isinstance(sink, SyslogSink)
     return sink
 
@@ -139,7 +139,7 @@ async def test_facility_severity_app_name_and_msg_id_are_configurable(
     settings = {"type": "syslog", "host": "127.0.0.1", "port": 9, "transport": "udp",
                 "facility": "local3", "severity": "notice", "app_name": "o365mt",
                 "hostname": "edge-7", "msg_id": "MT"}  # fmt: skip
-    sink = build_sink(ADAPTER.validate_python(settings), 0, clock)
+    sink = build_sink(ADAPTER.validate_python(settings), clock)
     assert isinstance(sink, SyslogSink)
     messages, rejected = sink.messages([make_event(3)])
     assert rejected == {}

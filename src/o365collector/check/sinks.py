@@ -63,7 +63,7 @@ async def _health(
     target: str, sink_settings: SinkSettings, index: int, max_wait_secs: float
 ) -> Finding:
     try:
-        sink = build_sink(sink_settings, index)
+        sink = build_sink(sink_settings)
     except O365CollectorError as exc:
         return Finding(target, "sink", "fail", "sink_config", redact(str(exc)), "fix the sink")
     health = getattr(sink, "healthcheck", None)

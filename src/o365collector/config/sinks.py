@@ -1,4 +1,9 @@
-"""Sink settings: one model per sink type, discriminated by ``type``, checked at start."""
+"""Sink settings: one model per sink type, discriminated by ``type``, checked at start.
+
+The models are plain data in the config layer (``config.model`` reads ``sinks:`` as the
+union below); each sink component turns its model into a sink in
+``o365collector/sinks/<type>/build.py``.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ _DEVO_TABLE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
-class _SinkBase(_Strict):
+class SinkBase(_Strict):
+    """The keys every sink has: name, batching, queueing and payload."""
+
     name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     batch_max_events: int = Field(5000, ge=1)
     queue_max_batches: int = Field(8, ge=1)
@@ -25,7 +32,7 @@ class _SinkBase(_Strict):
     payload: Literal["raw", "envelope"] = "raw"
 
 
-class _ClientTls(_Strict):
+class ClientTls(_Strict):
     """TLS client options: CA to verify the server, optional client identity."""
 
     ca_file: Path | None = None
@@ -38,14 +45,14 @@ class _ClientTls(_Strict):
 
     def tls_fields_set(self) -> list[str]:
         """The TLS keys given explicitly in the configuration."""
-        return sorted(self.model_fields_set & set(_ClientTls.model_fields))
+        return sorted(self.model_fields_set & set(ClientTls.model_fields))
 
     def has_client_identity(self) -> bool:
         """True when a client certificate is configured (PEM pair or PKCS#12)."""
         return self.pkcs12_file is not None or self.cert_file is not None
 
     @model_validator(mode="after")
-    def _tls_files_consistent(self) -> _ClientTls:
+    def _tls_files_consistent(self) -> ClientTls:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("give cert_file and key_file together (the client certificate)")
         if self.pkcs12_file is not None and self.cert_file is not None:
@@ -59,7 +66,9 @@ class _ClientTls(_Strict):
         return self
 
 
-class _Socket(_ClientTls):
+class SocketOptions(ClientTls):
+    """A TCP/TLS (or UDP) peer: host, timeouts, message size cap."""
+
     host: str | None = Field(None, min_length=1)
     tls_server_name: str | None = None
     connect_timeout_secs: float = Field(10.0, gt=0)
@@ -67,12 +76,14 @@ class _Socket(_ClientTls):
     max_message_bytes: int | None = Field(None, ge=64)
 
 
-class _Http(_ClientTls):
+class HttpOptions(ClientTls):
+    """An HTTP receiver: compression and the request timeout."""
+
     gzip: bool = False
     request_timeout_secs: float = Field(30.0, gt=0)
 
 
-class JsonlSinkSettings(_SinkBase):
+class JsonlSinkSettings(SinkBase):
     """JSON-lines file: one event per line, fsynced before acknowledging, rotated by size."""
 
     type: Literal["jsonl"]
@@ -82,14 +93,14 @@ class JsonlSinkSettings(_SinkBase):
     payload: Literal["raw", "envelope"] = "envelope"
 
 
-class StdoutSinkSettings(_SinkBase):
+class StdoutSinkSettings(SinkBase):
     """Standard output: one JSON event per line."""
 
     type: Literal["stdout"]
     payload: Literal["raw", "envelope"] = "envelope"
 
 
-class DevoSinkSettings(_SinkBase, _Socket):
+class DevoSinkSettings(SinkBase, SocketOptions):
     """Devo: syslog-style lines tagged with the Devo table, over mutual TLS (or to a relay)."""
 
     type: Literal["devo"]
@@ -140,7 +151,7 @@ class DevoSinkSettings(_SinkBase, _Socket):
         return self
 
 
-class SyslogSinkSettings(_SinkBase, _Socket):
+class SyslogSinkSettings(SinkBase, SocketOptions):
     """Syslog (RFC 5424 or RFC 3164) over UDP, TCP, or TLS (RFC 5425)."""
 
     type: Literal["syslog"]
@@ -192,7 +203,7 @@ class SyslogSinkSettings(_SinkBase, _Socket):
         return self.max_message_bytes
 
 
-class SekoiaSinkSettings(_SinkBase, _Http):
+class SekoiaSinkSettings(SinkBase, HttpOptions):
     """Sekoia.io HTTP intake: ``POST {base_url}/batch`` with the intake key."""
 
     type: Literal["sekoia"]
@@ -202,7 +213,7 @@ class SekoiaSinkSettings(_SinkBase, _Http):
     max_event_bytes: int = Field(250_000, ge=1024, le=250_000)
 
 
-class SplunkHecSinkSettings(_SinkBase, _Http):
+class SplunkHecSinkSettings(SinkBase, HttpOptions):
     """Splunk HTTP Event Collector (``/services/collector/event``), optional indexer ack."""
 
     type: Literal["splunk_hec"]
@@ -235,7 +246,7 @@ class SplunkHecSinkSettings(_SinkBase, _Http):
         return self
 
 
-class ElasticsearchSinkSettings(_SinkBase, _Http):
+class ElasticsearchSinkSettings(SinkBase, HttpOptions):
     """Elasticsearch or OpenSearch ``_bulk`` with ``create`` and the event id as ``_id``."""
 
     type: Literal["elasticsearch"]
@@ -268,7 +279,7 @@ class ElasticsearchSinkSettings(_SinkBase, _Http):
         return self
 
 
-class HttpSinkSettings(_SinkBase, _Http):
+class HttpSinkSettings(SinkBase, HttpOptions):
     """Generic HTTP: batches as NDJSON or a JSON array, custom headers, basic/bearer auth."""
 
     type: Literal["http"]

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 
+from o365collector.dates import epoch_secs
 from o365collector.event import Event
 
 Payload = Literal["raw", "envelope"]
 """``raw``: the vendor record exactly as received; ``envelope``: record plus metadata."""
 
 UNENCODABLE = "unencodable"
-_MS_DATE = re.compile(r"/Date\((-?\d+)(?:[+-]\d{4})?\)/")
 
 
 def delivered_at() -> str:
@@ -112,23 +111,17 @@ def lines(events: Sequence[Event], payload: Payload, stamp: str) -> tuple[bytes,
 def record_time(record: dict[str, Any]) -> float | None:
     """Epoch seconds of the record's receive time (Graph ``receivedDateTime``, or ``Received``).
 
-    Reads ISO 8601 and the Reporting web service's ``/Date(ms)/`` form; anything else
-    (missing, malformed, naive) gives ``None`` and the receiver stamps its own time.
+    Reads every shape :func:`o365collector.dates.parse_date` reads (ISO 8601, the Reporting
+    web service's ``/Date(ms)/``), a value without an offset as UTC; anything else (missing,
+    malformed) gives ``None`` and the receiver stamps its own time.
     """
     for key in ("receivedDateTime", "Received"):
         value = record.get(key)
         if not isinstance(value, str) or not value:
             continue
-        match = _MS_DATE.fullmatch(value)
-        if match:
-            return int(match.group(1)) / 1000.0
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            continue
-        if parsed.tzinfo is None:
-            continue
-        return round(parsed.timestamp(), 6)
+        when = epoch_secs(value)
+        if when is not None:
+            return when
     return None
 
 

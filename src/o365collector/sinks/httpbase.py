@@ -1,25 +1,37 @@
-"""HTTP plumbing shared by the HTTP sinks: the client, gzip, and status code → fate."""
+"""The skeleton of the HTTP sinks: client, gzip, the request loop, and status code → fate.
+
+Sekoia, Splunk HEC, Elasticsearch and the generic HTTP sink share everything here; each
+supplies only what differs: its URL and headers, how events become request bodies
+(:meth:`HttpSinkBase.requests`), and what a receiver's answer means for the events it
+carried (:meth:`HttpSinkBase.settle`, :meth:`HttpSinkBase.finish`).
+"""
 
 from __future__ import annotations
 
 import enum
 import gzip
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import httpx
+import structlog
 
 from o365collector import __version__
+from o365collector.event import Event
 from o365collector.http.backoff import parse_retry_after
 from o365collector.observability.redact import redact
-from o365collector.sinks.base import Outcome
+from o365collector.sinks.base import DeliveryResult, Outcome
+from o365collector.sinks.encode import Payload, delivered_at
 from o365collector.sinks.tls import TlsOptions, client_context
+
+log = structlog.get_logger(__name__)
 
 _RETRIED = frozenset({408, 425, 429})
 
 
 class Fate(enum.Enum):
-    """What a response means for the events it carried."""
+    """What a receiver's answer means for the events it carried."""
 
     OK = "ok"
     RETRY = "retry"
@@ -27,13 +39,25 @@ class Fate(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
-    """A classified response (or network failure)."""
+class DeliveryVerdict:
+    """A sink receiver's answer (or a network failure), classified for the events sent.
+
+    Unlike :class:`o365collector.http.classify.Verdict` (what the collector does next
+    with a Microsoft API: refresh, throttle, stop), this only says the events' fate.
+    """
 
     fate: Fate
     reason: str = ""
     retry_after_secs: float | None = None
     response: httpx.Response | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request body and the batch indexes of the events it carries, in order."""
+
+    indexes: list[int]
+    body: bytes
 
 
 def make_client(sink: str, tls: TlsOptions, timeout_secs: float) -> httpx.AsyncClient:
@@ -63,7 +87,7 @@ def excerpt(response: httpx.Response, limit: int = 200) -> str:
     return redact(text)
 
 
-def classify(response: httpx.Response, *, auth_reason: str) -> Verdict:
+def classify_delivery(response: httpx.Response, *, auth_reason: str) -> DeliveryVerdict:
     """Map a status code to a fate.
 
     2xx: OK. 408, 425, 429, 5xx and redirects: RETRY (Retry-After honoured; a redirect
@@ -72,7 +96,7 @@ def classify(response: httpx.Response, *, auth_reason: str) -> Verdict:
     """
     status = response.status_code
     if 200 <= status < 300:
-        return Verdict(Fate.OK, response=response)
+        return DeliveryVerdict(Fate.OK, response=response)
     fate, retry_after = Fate.REJECT, None
     if status in _RETRIED or status >= 500:
         fate, retry_after = Fate.RETRY, parse_retry_after(response.headers.get("Retry-After"))
@@ -88,7 +112,7 @@ def classify(response: httpx.Response, *, auth_reason: str) -> Verdict:
         reason = "request too large (HTTP 413): lower batch_max_bytes"
     else:
         reason = f"HTTP {status}: {excerpt(response)}".rstrip(": ")
-    return Verdict(fate, reason, retry_after, response)
+    return DeliveryVerdict(fate, reason, retry_after, response)
 
 
 async def post(
@@ -100,34 +124,118 @@ async def post(
     auth_reason: str,
     method: str = "POST",
     auth: httpx.Auth | None = None,
-) -> Verdict:
+) -> DeliveryVerdict:
     """Send one request and classify the answer; network failures mean RETRY."""
     try:
         response = await client.request(
             method, url, content=body, headers=dict(headers), auth=auth or httpx.USE_CLIENT_DEFAULT
         )
     except httpx.HTTPError as exc:
-        return Verdict(Fate.RETRY, f"{type(exc).__name__}: {redact(str(exc)) or 'no detail'}")
-    return classify(response, auth_reason=auth_reason)
+        reason = f"{type(exc).__name__}: {redact(str(exc)) or 'no detail'}"
+        return DeliveryVerdict(Fate.RETRY, reason)
+    return classify_delivery(response, auth_reason=auth_reason)
 
 
-def apply_verdict(
-    outcome: Outcome,
-    verdict: Verdict,
-    groups: Sequence[Sequence[int]],
-    number: int,
-    index: Callable[[int], int],
-) -> bool:
-    """Record group ``number``'s verdict in ``outcome``; True when the rest must wait.
+class HttpSinkBase:
+    """An HTTP sink: requests sent in order, each answer settling the events it carried.
 
-    RETRY marks this group and every later one as pending (nothing after it was sent);
-    REJECT refuses this group's events. ``index`` maps a group member to its batch index.
+    :meth:`send` encodes the batch into :class:`Request` objects, posts them one after
+    the other (gzipped when enabled) and stops at the first RETRY, which covers that
+    request and every later one (nothing after it was sent). Each OK or REJECT answer
+    goes to :meth:`settle` as it arrives; :meth:`finish` then sees every OK answer.
     """
-    if verdict.fate is Fate.RETRY:
-        pending = [index(i) for group in groups[number:] for i in group]
-        outcome.retry(pending, verdict.reason, verdict.retry_after_secs)
-        return True
-    if verdict.fate is Fate.REJECT:
-        for i in groups[number]:
-            outcome.reject(index(i), verdict.reason)
-    return False
+
+    label: ClassVar[str]
+    """The sink's kind in log messages ("Sekoia")."""
+    auth_reason: ClassVar[str]
+    """The reason given to events refused with 401 or 403."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str,
+        headers: Mapping[str, str],
+        tls: TlsOptions | None,
+        payload: Payload,
+        batch_max_bytes: int,
+        gzip: bool,
+        request_timeout_secs: float,
+        method: str = "POST",
+        auth: httpx.Auth | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> None:
+        """Configure the sink; the HTTP client is created by :meth:`start`."""
+        self.name = name
+        self.url = url
+        self.method = method
+        self.payload: Payload = payload
+        self.batch_max_bytes = batch_max_bytes
+        self.gzip = gzip
+        self._headers = dict(headers)
+        self._auth = auth
+        self._target = str(httpx.URL(url, params=params)) if params else url
+        self._tls = tls or TlsOptions()
+        self._timeout = request_timeout_secs
+        self._client: httpx.AsyncClient | None = None
+
+    def ready_fields(self) -> dict[str, Any]:
+        """What the "sink ready" log line tells besides the sink and its URL."""
+        return {"gzip": self.gzip}
+
+    async def start(self) -> None:
+        """Create the HTTP client (TLS files are read now)."""
+        self._client = make_client(self.name, self._tls, self._timeout)
+        log.info(f"{self.label} sink ready.", sink=self.name, url=self.url, **self.ready_fields())
+
+    def requests(self, events: Sequence[Event], stamp: str, outcome: Outcome) -> list[Request]:
+        """The batch as size-bounded requests, in order; events refused now go to ``outcome``."""
+        raise NotImplementedError
+
+    def settle(self, outcome: Outcome, request: Request, verdict: DeliveryVerdict) -> None:
+        """Record what an OK or REJECT answer means for its events: REJECT refuses them all."""
+        if verdict.fate is Fate.REJECT:
+            for index in request.indexes:
+                outcome.reject(index, verdict.reason)
+
+    async def finish(
+        self,
+        client: httpx.AsyncClient,
+        outcome: Outcome,
+        accepted: list[tuple[Request, DeliveryVerdict]],
+    ) -> None:
+        """After the last request: work that needs every OK answer (none by default)."""
+
+    async def send(self, events: Sequence[Event]) -> DeliveryResult:
+        """Send the batch in as few requests as the size limit allows, in order."""
+        client = self._client
+        assert client is not None, "start() first"
+        outcome = Outcome()
+        requests = self.requests(events, delivered_at(), outcome)
+        accepted: list[tuple[Request, DeliveryVerdict]] = []
+        for number, request in enumerate(requests):
+            content, extra = maybe_gzip(request.body, self.gzip)
+            verdict = await post(
+                client,
+                self._target,
+                content,
+                {**self._headers, **extra},
+                auth_reason=self.auth_reason,
+                method=self.method,
+                auth=self._auth,
+            )
+            if verdict.fate is Fate.RETRY:
+                unsent = [i for later in requests[number:] for i in later.indexes]
+                outcome.retry(unsent, verdict.reason, verdict.retry_after_secs)
+                break
+            self.settle(outcome, request, verdict)
+            if verdict.fate is Fate.OK:
+                accepted.append((request, verdict))
+        await self.finish(client, outcome, accepted)
+        return outcome.result()
+
+    async def close(self) -> None:
+        """Close the HTTP client."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

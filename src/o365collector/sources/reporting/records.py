@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from o365collector.sources.reporting.dates import canonical_date, parse_rws_date
+from o365collector.dates import parse_date
+from o365collector.sources.reporting.dates import canonical_date
 from o365collector.streams.catalog import ReportSpec
 
 _UNIT = "\x1f"  # joins key parts; never in RWS values
@@ -30,7 +31,7 @@ def record_key(spec: ReportSpec, record: dict[str, Any]) -> tuple[str, str, str]
 
 def record_time(spec: ReportSpec, record: dict[str, Any]) -> datetime | None:
     """When the row happened (the bucket start for aggregates), UTC; ``None`` if unreadable."""
-    return parse_rws_date(record.get(spec.time_field))
+    return parse_date(record.get(spec.time_field))
 
 
 def _part(spec: ReportSpec, name: str, value: object) -> str:

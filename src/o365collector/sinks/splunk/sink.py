@@ -8,25 +8,21 @@ from typing import Any
 
 import httpx
 import orjson
-import structlog
 
 from o365collector.clock import Clock
 from o365collector.event import Event
-from o365collector.sinks.base import DeliveryResult, Outcome
+from o365collector.sinks.base import Outcome
 from o365collector.sinks.batching import split_by_bytes
 from o365collector.sinks.encode import (
     UNENCODABLE,
     Payload,
-    delivered_at,
     dumps,
     payload_object,
     record_time,
     stream_slug,
 )
-from o365collector.sinks.httpbase import Fate, Verdict, make_client, maybe_gzip, post
+from o365collector.sinks.httpbase import DeliveryVerdict, Fate, HttpSinkBase, Request, post
 from o365collector.sinks.tls import TlsOptions
-
-log = structlog.get_logger(__name__)
 
 AUTH_REASON = "HEC token refused: check token"
 NOT_ACKED = "not acknowledged by the indexers within ack_timeout_secs"
@@ -37,7 +33,7 @@ def default_sourcetype(stream: str) -> str:
     return f"o365:reporting:{stream_slug(stream)}"
 
 
-class SplunkHecSink:
+class SplunkHecSink(HttpSinkBase):
     """Posts batches of ``{"time", "source", "sourcetype", "index", "host", "event"}``.
 
     ``time`` is the record's receive time when it has one. Without ``ack``, a 200
@@ -47,6 +43,9 @@ class SplunkHecSink:
     may then index those events twice). A 400 naming an ``invalid-event-number``
     refuses that event, counts the ones before it as delivered, and retries the rest.
     """
+
+    label = "Splunk HEC"
+    auth_reason = AUTH_REASON
 
     def __init__(
         self,
@@ -70,33 +69,35 @@ class SplunkHecSink:
         ack_timeout_secs: float = 300.0,
     ) -> None:
         """Configure the sink; the HTTP client is created by :meth:`start`."""
-        self.name = name
-        self.clock = clock
         base = url.rstrip("/")
-        self.event_url = base + "/services/collector/event"
+        self.channel = channel or str(uuid.uuid4())
+        headers = {"Authorization": f"Splunk {token}", "Content-Type": "application/json"}
+        if ack:
+            headers["X-Splunk-Request-Channel"] = self.channel
+        super().__init__(
+            name,
+            url=base + "/services/collector/event",
+            headers=headers,
+            tls=tls,
+            payload=payload,
+            batch_max_bytes=batch_max_bytes,
+            gzip=gzip,
+            request_timeout_secs=request_timeout_secs,
+        )
+        self.clock = clock
+        self.event_url = self.url
         self.ack_url = base + "/services/collector/ack"
         self.index = index
         self.sourcetype = sourcetype
         self.source = source
         self.host = host
-        self.payload: Payload = payload
-        self.batch_max_bytes = batch_max_bytes
-        self.gzip = gzip
         self.ack = ack
-        self.channel = channel or str(uuid.uuid4())
         self.ack_poll_interval_secs = ack_poll_interval_secs
         self.ack_timeout_secs = ack_timeout_secs
-        self._tls = tls or TlsOptions()
-        self._timeout = request_timeout_secs
-        self._headers = {"Authorization": f"Splunk {token}", "Content-Type": "application/json"}
-        if ack:
-            self._headers["X-Splunk-Request-Channel"] = self.channel
-        self._client: httpx.AsyncClient | None = None
 
-    async def start(self) -> None:
-        """Create the HTTP client (TLS files are read now)."""
-        self._client = make_client(self.name, self._tls, self._timeout)
-        log.info("Splunk HEC sink ready.", sink=self.name, url=self.event_url, ack=self.ack)
+    def ready_fields(self) -> dict[str, Any]:
+        """Whether indexer acknowledgement is on."""
+        return {"ack": self.ack}
 
     def envelope(self, event: Event, stamp: str) -> dict[str, Any]:
         """The HEC envelope of one event."""
@@ -113,51 +114,46 @@ class SplunkHecSink:
         out["event"] = payload_object(event, self.payload, stamp)
         return out
 
-    async def send(self, events: Sequence[Event]) -> DeliveryResult:
-        """Post the batch in size-bounded requests, in order; then wait for acks if enabled."""
-        client = self._client
-        assert client is not None, "start() first"
-        stamp = delivered_at()
-        outcome = Outcome()
+    def requests(self, events: Sequence[Event], stamp: str, outcome: Outcome) -> list[Request]:
+        """Concatenated envelopes (one per line) within the size limit."""
         items: list[tuple[int, bytes]] = []
         for index, event in enumerate(events):
             try:
                 items.append((index, dumps(self.envelope(event, stamp))))
             except ValueError:
                 outcome.reject(index, UNENCODABLE)
-        groups = [
-            [items[i][0] for i in g]
-            for g in split_by_bytes([len(b) for _, b in items], self.batch_max_bytes, separator=1)
+        groups = split_by_bytes([len(b) for _, b in items], self.batch_max_bytes, separator=1)
+        return [
+            Request([items[i][0] for i in group], b"\n".join(items[i][1] for i in group))
+            for group in groups
         ]
-        bodies = dict(items)
-        waiting: dict[int, list[int]] = {}
-        for number, group in enumerate(groups):
-            content, extra = maybe_gzip(b"\n".join(bodies[i] for i in group), self.gzip)
-            verdict = await post(
-                client, self.event_url, content, {**self._headers, **extra}, auth_reason=AUTH_REASON
+
+    def settle(self, outcome: Outcome, request: Request, verdict: DeliveryVerdict) -> None:
+        """REJECT: see :func:`_reject_group`; with ack, an OK must carry an ackId."""
+        if verdict.fate is Fate.REJECT:
+            _reject_group(outcome, request.indexes, verdict)
+        elif self.ack and _ack_id(verdict) is None:
+            outcome.retry(
+                request.indexes, "HEC answered without an ackId; is ack enabled on the token?"
             )
-            if verdict.fate is Fate.RETRY:
-                outcome.retry([i for g in groups[number:] for i in g], verdict.reason,
-                              verdict.retry_after_secs)  # fmt: skip
-                break
-            if verdict.fate is Fate.REJECT:
-                _reject_group(outcome, group, verdict)
-                continue
-            ack_id = _ack_id(verdict) if self.ack else None
-            if self.ack and ack_id is None:
-                outcome.retry(group, "HEC answered without an ackId; is ack enabled on the token?")
-            elif ack_id is not None:
-                waiting[ack_id] = group
+
+    async def finish(
+        self,
+        client: httpx.AsyncClient,
+        outcome: Outcome,
+        accepted: list[tuple[Request, DeliveryVerdict]],
+    ) -> None:
+        """With ack: wait for the indexers to confirm each accepted request's ackId."""
+        if not self.ack:
+            return
+        waiting: dict[int, list[int]] = {}
+        for request, verdict in accepted:
+            ack_id = _ack_id(verdict)
+            if ack_id is not None:
+                waiting[ack_id] = request.indexes
         if waiting:
             for group in (await self._await_acks(client, waiting)).values():
                 outcome.retry(group, NOT_ACKED)
-        return outcome.result()
-
-    async def close(self) -> None:
-        """Close the HTTP client."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
     async def _await_acks(
         self, client: httpx.AsyncClient, waiting: dict[int, list[int]]
@@ -177,7 +173,7 @@ class SplunkHecSink:
         return waiting
 
 
-def _reject_group(outcome: Outcome, group: list[int], verdict: Verdict) -> None:
+def _reject_group(outcome: Outcome, group: list[int], verdict: DeliveryVerdict) -> None:
     """Refuse a group; with ``invalid-event-number`` only that event, retrying those after."""
     response = verdict.response
     detail = _json(response) if response is not None else {}
@@ -203,7 +199,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _ack_id(verdict: Verdict) -> int | None:
+def _ack_id(verdict: DeliveryVerdict) -> int | None:
     if verdict.response is None:
         return None
     value = _json(verdict.response).get("ackId")

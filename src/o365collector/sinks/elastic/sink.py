@@ -6,21 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import structlog
 
 from o365collector.event import Event
-from o365collector.sinks.base import DeliveryResult, Outcome
+from o365collector.sinks.base import Outcome
 from o365collector.sinks.batching import split_by_bytes
-from o365collector.sinks.encode import UNENCODABLE, Payload, delivered_at, dumps, payload_object
-from o365collector.sinks.httpbase import Fate, make_client, maybe_gzip, post
+from o365collector.sinks.encode import UNENCODABLE, Payload, dumps, payload_object
+from o365collector.sinks.httpbase import DeliveryVerdict, Fate, HttpSinkBase, Request
 from o365collector.sinks.tls import TlsOptions
-
-log = structlog.get_logger(__name__)
 
 AUTH_REASON = "credentials refused: check username/password or api_key"
 
 
-class ElasticsearchSink:
+class ElasticsearchSink(HttpSinkBase):
     """Indexes each event with ``create`` and ``_id`` = event id, so replays are harmless.
 
     Per item: 2xx is delivered; 409 (the document already exists: an earlier attempt
@@ -28,6 +25,9 @@ class ElasticsearchSink:
     other status refuses the item with the server's error type and reason. Whole
     request failures follow the shared HTTP rules (429/5xx/network: RETRY).
     """
+
+    label = "Elasticsearch"
+    auth_reason = AUTH_REASON
 
     def __init__(
         self,
@@ -46,27 +46,31 @@ class ElasticsearchSink:
         request_timeout_secs: float = 30.0,
     ) -> None:
         """Configure the sink; the HTTP client is created by :meth:`start`."""
-        self.name = name
-        self.url = url.rstrip("/") + "/_bulk"
-        self.params = {"pipeline": pipeline} if pipeline else {}
-        self.index = index
-        self.payload: Payload = payload
-        self.batch_max_bytes = batch_max_bytes
-        self.gzip = gzip
-        self._auth: httpx.Auth | None = None
-        self._headers = {"Content-Type": "application/x-ndjson"}
+        headers = {"Content-Type": "application/x-ndjson"}
+        auth = None
         if username is not None and password is not None:
-            self._auth = httpx.BasicAuth(username, password)
+            auth = httpx.BasicAuth(username, password)
         if api_key is not None:
-            self._headers["Authorization"] = f"ApiKey {api_key}"
-        self._tls = tls or TlsOptions()
-        self._timeout = request_timeout_secs
-        self._client: httpx.AsyncClient | None = None
+            headers["Authorization"] = f"ApiKey {api_key}"
+        params = {"pipeline": pipeline} if pipeline else {}
+        super().__init__(
+            name,
+            url=url.rstrip("/") + "/_bulk",
+            headers=headers,
+            tls=tls,
+            payload=payload,
+            batch_max_bytes=batch_max_bytes,
+            gzip=gzip,
+            request_timeout_secs=request_timeout_secs,
+            auth=auth,
+            params=params,
+        )
+        self.params = params
+        self.index = index
 
-    async def start(self) -> None:
-        """Create the HTTP client (TLS files are read now)."""
-        self._client = make_client(self.name, self._tls, self._timeout)
-        log.info("Elasticsearch sink ready.", sink=self.name, url=self.url, index=self.index)
+    def ready_fields(self) -> dict[str, Any]:
+        """The index template."""
+        return {"index": self.index}
 
     def index_for(self, event: Event) -> str:
         """The target index: the template with ``{stream}`` and ``{tenant}`` filled in."""
@@ -74,12 +78,8 @@ class ElasticsearchSink:
             self.index.replace("{stream}", event.stream).replace("{tenant}", event.tenant).lower()
         )
 
-    async def send(self, events: Sequence[Event]) -> DeliveryResult:
-        """Bulk-create the batch in size-bounded requests and read every item's status."""
-        client = self._client
-        assert client is not None, "start() first"
-        stamp = delivered_at()
-        outcome = Outcome()
+    def requests(self, events: Sequence[Event], stamp: str, outcome: Outcome) -> list[Request]:
+        """``_bulk`` bodies (a ``create`` line and the source line per event) within the limit."""
         items: list[tuple[int, bytes]] = []
         for index, event in enumerate(events):
             try:
@@ -90,34 +90,18 @@ class ElasticsearchSink:
             action = dumps({"create": {"_index": self.index_for(event), "_id": event.event_id}})
             items.append((index, action + b"\n" + source + b"\n"))
         groups = split_by_bytes([len(b) for _, b in items], self.batch_max_bytes)
-        for number, group in enumerate(groups):
-            indexes = [items[i][0] for i in group]
-            content, extra = maybe_gzip(b"".join(items[i][1] for i in group), self.gzip)
-            url = str(httpx.URL(self.url, params=self.params))
-            verdict = await post(
-                client,
-                url,
-                content,
-                {**self._headers, **extra},
-                auth_reason=AUTH_REASON,
-                auth=self._auth,
-            )
-            if verdict.fate is Fate.RETRY:
-                unsent = [items[i][0] for g in groups[number:] for i in g]
-                outcome.retry(unsent, verdict.reason, verdict.retry_after_secs)
-                break
-            if verdict.fate is Fate.REJECT or verdict.response is None:
-                for index in indexes:
-                    outcome.reject(index, verdict.reason)
-                continue
-            _read_items(outcome, indexes, verdict.response)
-        return outcome.result()
+        return [
+            Request([items[i][0] for i in group], b"".join(items[i][1] for i in group))
+            for group in groups
+        ]
 
-    async def close(self) -> None:
-        """Close the HTTP client."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+    def settle(self, outcome: Outcome, request: Request, verdict: DeliveryVerdict) -> None:
+        """A refused request refuses its events; an accepted one is read item by item."""
+        if verdict.fate is Fate.REJECT or verdict.response is None:
+            for index in request.indexes:
+                outcome.reject(index, verdict.reason)
+            return
+        _read_items(outcome, request.indexes, verdict.response)
 
 
 def _read_items(outcome: Outcome, indexes: list[int], response: httpx.Response) -> None:

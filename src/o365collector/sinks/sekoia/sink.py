@@ -4,25 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import httpx
 import orjson
-import structlog
 
 from o365collector.event import Event
-from o365collector.sinks.base import DeliveryResult, Outcome
+from o365collector.sinks.base import Outcome
 from o365collector.sinks.batching import split_by_bytes
-from o365collector.sinks.encode import Payload, delivered_at, encode_batch
-from o365collector.sinks.httpbase import apply_verdict, make_client, maybe_gzip, post
+from o365collector.sinks.encode import Payload, encode_batch
+from o365collector.sinks.httpbase import HttpSinkBase, Request
 from o365collector.sinks.tls import TlsOptions
-
-log = structlog.get_logger(__name__)
 
 DEFAULT_BASE_URL = "https://intake.sekoia.io"
 OVERSIZE = "oversize"
 AUTH_REASON = "intake key refused: check intake_key"
 
 
-class SekoiaSink:
+class SekoiaSink(HttpSinkBase):
     """Ships each record as JSON text in ``{"intake_key", "jsons": [...]}`` requests.
 
     Sekoia parses records on its side, so the raw vendor record is the default payload.
@@ -31,6 +27,9 @@ class SekoiaSink:
     and network errors answer RETRY for the request that failed and those after it;
     400, 401 and 403 refuse that request's events.
     """
+
+    label = "Sekoia"
+    auth_reason = AUTH_REASON
 
     def __init__(
         self,
@@ -46,28 +45,22 @@ class SekoiaSink:
         request_timeout_secs: float = 30.0,
     ) -> None:
         """Configure the sink; the HTTP client is created by :meth:`start`."""
-        self.name = name
-        self.url = base_url.rstrip("/") + "/batch"
-        self.payload: Payload = payload
-        self.batch_max_bytes = batch_max_bytes
+        super().__init__(
+            name,
+            url=base_url.rstrip("/") + "/batch",
+            headers={"Content-Type": "application/json"},
+            tls=tls,
+            payload=payload,
+            batch_max_bytes=batch_max_bytes,
+            gzip=gzip,
+            request_timeout_secs=request_timeout_secs,
+        )
         self.max_event_bytes = max_event_bytes
-        self.gzip = gzip
-        self._tls = tls or TlsOptions()
-        self._timeout = request_timeout_secs
         self._head = b'{"intake_key":' + orjson.dumps(intake_key) + b',"jsons":['
-        self._client: httpx.AsyncClient | None = None
 
-    async def start(self) -> None:
-        """Create the HTTP client (TLS files are read now)."""
-        self._client = make_client(self.name, self._tls, self._timeout)
-        log.info("Sekoia sink ready.", sink=self.name, url=self.url, gzip=self.gzip)
-
-    async def send(self, events: Sequence[Event]) -> DeliveryResult:
-        """Send the batch in as few requests as the size limit allows, in order."""
-        client = self._client
-        assert client is not None, "start() first"
-        bodies, rejected = encode_batch(events, self.payload, delivered_at())
-        outcome = Outcome()
+    def requests(self, events: Sequence[Event], stamp: str, outcome: Outcome) -> list[Request]:
+        """``{"intake_key": …, "jsons": ["<event JSON>", …]}`` bodies within the size limit."""
+        bodies, rejected = encode_batch(events, self.payload, stamp)
         for index, reason in rejected.items():
             outcome.reject(index, reason)
         items: list[tuple[int, bytes]] = []
@@ -84,17 +77,10 @@ class SekoiaSink:
             overhead=len(self._head) + 2,
             separator=1,
         )
-        for number, group in enumerate(groups):
-            data = self._head + b",".join(items[i][1] for i in group) + b"]}"
-            content, extra = maybe_gzip(data, self.gzip)
-            headers = {"Content-Type": "application/json", **extra}
-            verdict = await post(client, self.url, content, headers, auth_reason=AUTH_REASON)
-            if apply_verdict(outcome, verdict, groups, number, lambda i: items[i][0]):
-                break
-        return outcome.result()
-
-    async def close(self) -> None:
-        """Close the HTTP client."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        return [
+            Request(
+                [items[i][0] for i in group],
+                self._head + b",".join(items[i][1] for i in group) + b"]}",
+            )
+            for group in groups
+        ]

@@ -1,0 +1,13 @@
+"""Build the standard-output sink from its settings."""
+
+from __future__ import annotations
+
+from o365collector.clock import Clock
+from o365collector.config.sinks import StdoutSinkSettings, sink_name
+from o365collector.sinks.stdout.sink import StdoutSink
+
+
+def build(settings: StdoutSinkSettings, clock: Clock) -> StdoutSink:
+    """A sink writing to this process's standard output."""
+    del clock
+    return StdoutSink(sink_name(settings), payload=settings.payload)
