@@ -1,12 +1,30 @@
-"""The event: an untouched vendor record plus its tenant, stream and deterministic id."""
+"""The event: an untouched vendor record plus its tenant, stream and deterministic id.
+
+A record's identity is read once, by its source, as a :data:`RowFact`; the dedup store
+hashes it once into the row's key and, for a fact it delivers, the event id (one blake2b
+pass serves both: the row key's material is the start of the event id's).
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from hashlib import blake2b
 from typing import Any
+
+RowFact = tuple[str, str, str, object]
+"""What a source reads of a record, once: ``(trace id, recipient, status, received)``.
+
+- ``recipient`` is lower-cased (ids and keys ignore its case);
+- ``status`` is as the dedup store keeps it (``|``, its separator, never appears); the
+  event id lower-cases it;
+- ``received`` is the receive time as sent (``receivedDateTime``, or RWS's ``Received``);
+  its leading 13 characters (``2026-11-22T05``) lead the row key, so a page's keys sit side
+  by side in the store.
+
+Built by :func:`row_facts`; a plain tuple because one is made for every record.
+"""
 
 
 @dataclass(slots=True)
@@ -19,6 +37,62 @@ class Event:
     record: dict[str, Any]
 
 
+def row_facts(
+    records: Iterable[Mapping[str, Any]], key: Callable[[Any], tuple[str, str, str]]
+) -> list[RowFact]:
+    """The :data:`RowFact` of each record, whose ``key`` is (trace id, recipient, status)."""
+    facts: list[RowFact] = []
+    append = facts.append
+    for record in records:
+        trace_id, recipient, status = key(record)
+        received = record.get("receivedDateTime") or record.get("Received")
+        append((trace_id, recipient.lower(), status, received))
+    return facts
+
+
+class StreamIds:
+    """Row keys and event ids of one (tenant id, stream), from the :data:`RowFact` of rows."""
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, tenant_id: str, stream: str) -> None:
+        """Hash the (tenant id, stream) prefix once; every row continues a copy of it."""
+        self._prefix = _prefix(tenant_id, stream)
+
+    def event_ids(self, facts: Iterable[RowFact]) -> list[str]:
+        """:func:`event_id` of each fact."""
+        prefix = self._prefix
+        ids = []
+        for trace_id, recipient, status, _ in facts:
+            digest = prefix.copy()
+            digest.update(f"{trace_id}\x1f{recipient}\x1f{status.lower()}".encode())
+            ids.append(digest.hexdigest())
+        return ids
+
+    def row_keys(self, facts: Iterable[RowFact]) -> list[tuple[bytes, blake2b]]:
+        """Each fact's row key and the hash state after its row, for :func:`event_id_after`.
+
+        The row key is the receive hour, then the hash of (tenant id, stream, trace id,
+        recipient): one row whatever its status.
+        """
+        prefix = self._prefix
+        keys = []
+        for trace_id, recipient, _, received in facts:
+            digest = prefix.copy()
+            digest.update(f"{trace_id}\x1f{recipient}".encode())
+            keys.append((str(received or "")[:13].encode() + digest.digest(), digest))
+        return keys
+
+
+def event_id_after(row_state: blake2b, status: str) -> str:
+    """The event id of a row whose hash state :meth:`StreamIds.row_keys` returned.
+
+    The state is consumed: call this at most once per state.
+    """
+    row_state.update(f"\x1f{status.lower()}".encode())
+    return row_state.hexdigest()
+
+
 def event_id(tenant_id: str, stream: str, trace_id: str, recipient: str, status: str) -> str:
     """Hash of (tenant, stream, trace id, recipient, status): the same fact, the same id.
 
@@ -28,24 +102,6 @@ def event_id(tenant_id: str, stream: str, trace_id: str, recipient: str, status:
     digest = _prefix(tenant_id, stream).copy()  # blake2b is incremental: same digest
     digest.update(f"{trace_id}\x1f{recipient.lower()}\x1f{status.lower()}".encode())
     return digest.hexdigest()
-
-
-def event_ids(tenant_id: str, stream: str, keys: Iterable[tuple[str, str, str]]) -> list[str]:
-    """:func:`event_id` of each (trace id, recipient, status), for a page at once."""
-    prefix = _prefix(tenant_id, stream)
-    ids = []
-    for trace_id, recipient, status in keys:
-        digest = prefix.copy()
-        digest.update(f"{trace_id}\x1f{recipient.lower()}\x1f{status.lower()}".encode())
-        ids.append(digest.hexdigest())
-    return ids
-
-
-def row_key(tenant_id: str, stream: str, trace_id: str, recipient: str) -> bytes:
-    """Hash of (tenant, stream, trace id, recipient): one row, whatever its status."""
-    digest = _prefix(tenant_id, stream).copy()
-    digest.update(f"{trace_id}\x1f{recipient.lower()}".encode())
-    return digest.digest()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -307,3 +307,18 @@ def test_keys_follow_the_catalog(api_factory) -> None:
     light = {**verbose, "Date": "2024-05-01T00:00:00.0000000"}
     assert traffic.key_of(verbose) == traffic.key_of(light)
     assert traffic.key_of(verbose) != traffic.key_of({**verbose, "Direction": "Outbound"})
+
+
+async def test_each_page_carries_the_identity_and_receive_time_of_each_row(api_factory) -> None:
+    rows = _rows(5, timedelta(minutes=1))
+    rows[0]["RecipientAddress"] = "U0@Contoso.COM"
+    pages = await _read(_source(api_factory(FakeRws(rows)), page_size=3), _window(1))
+    source = _source(None)
+    records = [r for p in pages for r in p.records]
+    facts = [f for p in pages for f in p.facts]
+    assert len(records) == len(facts) == 5
+    for record, (trace, rest, status, received) in zip(records, facts, strict=True):
+        key = source.key_of(record)
+        assert (trace, rest, status) == (key[0], key[1].lower(), key[2])
+        assert received == record["Received"]
+    assert facts[0][1] == "u0@contoso.com" and facts[0][2] == "Delivered"

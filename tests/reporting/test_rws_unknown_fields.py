@@ -79,13 +79,13 @@ async def test_a_field_outside_the_catalog_reaches_the_delivered_record(
         scope=EXCHANGE_SCOPE,
         page_size=2000,
     )
-    records = [r async for page in source.pages(WINDOW, None) for r in page.records]
+    pages = [page async for page in source.pages(WINDOW, None)]
     store = SqliteStateStore(tmp_path / "state.db")
     try:
         dedup = Deduplicator(
             store, tenant="t", tenant_id=TENANT_ID, stream=spec.stream, keep_secs=3600
         )
-        events = dedup.split([source.key_of(r) for r in records], records).events
+        events = [e for page in pages for e in dedup.split(page).events]
     finally:
         store.close()
     assert len(events) == 40

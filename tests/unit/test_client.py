@@ -267,3 +267,29 @@ async def test_a_page_response_is_freed_without_waiting_for_the_cyclic_gc(api_fa
         assert seen and seen[-1]() is None  # httpx's response <-> stream cycle was broken
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("action", "renewed", "expected"),
+    [
+        ("OK", False, "DONE"),
+        ("REFRESH_AUTH", False, "RENEW_TOKEN"),
+        ("RETRY", False, "WAIT"),
+        ("RATE_LIMITED", True, "WAIT"),
+        ("REFRESH_AUTH", True, AuthError),
+        ("FAIL_AUTH", False, AuthError),
+        ("FAIL_PERMISSION", False, PermissionDeniedError),
+        ("FAIL_SETUP", False, SetupError),
+        ("FAIL_REQUEST", False, BadRequestError),
+    ],
+)
+def test_the_retry_decision_after_each_kind_of_answer(action, renewed, expected) -> None:
+    from o365collector.http.classify import Action, Verdict
+    from o365collector.http.client import _next_step
+
+    verdict = Verdict(Action[action], "HTTP 4xx: why")
+    if isinstance(expected, str):
+        assert _next_step(verdict, renewed=renewed).name == expected
+        return
+    with pytest.raises(expected, match="why"):
+        _next_step(verdict, renewed=renewed)

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from o365collector.event import event_id, row_facts
 from o365collector.pipeline.dedup import Deduplicator
+from o365collector.sources.base import Page
 from o365collector.state.sqlite import SqliteStateStore
 
 END = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -24,107 +26,130 @@ def _dedup(store, stream="message_trace"):
     return Deduplicator(store, tenant="t", tenant_id="tid", stream=stream, keep_secs=3600)
 
 
-def _page(*facts):
-    keys = [(trace, rcpt, status) for trace, rcpt, status in facts]
+def _page(*facts, received=None):
     records = [{"id": t, "recipientAddress": r, "status": s} for t, r, s in facts]
-    return keys, records
+    if received is not None:
+        for record, moment in zip(records, received, strict=True):
+            record["receivedDateTime"] = moment
+    keys = iter(facts)
+    return Page(records, None, row_facts(records, lambda _: next(keys)))
 
 
 async def test_new_rows_then_known_then_status_change(store):
     dedup = _dedup(store)
-    keys, records = _page(("a", "x@c", "pending"), ("a", "y@c", "pending"))
-    first = dedup.split(keys, records)
+    page = _page(("a", "x@c", "pending"), ("a", "y@c", "pending"))
+    first = dedup.split(page)
     assert (first.new_rows, first.status_changes, first.known) == (2, 0, 0)
-    assert [e.record for e in first.events] == records
+    assert [e.record for e in first.events] == page.records
     dedup.settle(first.facts, END)
 
-    again = dedup.split(keys, records)
+    again = dedup.split(page)
     assert again.events == [] and again.known == 2
 
-    keys2, records2 = _page(("a", "X@C", "delivered"), ("a", "y@c", "pending"))
-    changed = dedup.split(keys2, records2)
+    changed = dedup.split(_page(("a", "X@C", "delivered"), ("a", "y@c", "pending")))
     assert (changed.new_rows, changed.status_changes, changed.known) == (0, 1, 1)
     assert changed.events[0].record["status"] == "delivered"
     assert changed.events[0].event_id != first.events[0].event_id
 
 
+async def test_event_ids_are_the_deterministic_ids_of_each_fact(store):
+    # A deployed collector must not re-deliver after an upgrade: the page's identities
+    # hash to exactly what event_id gives (recipient and status case-insensitive).
+    facts = [("a", "X@C", "Pending"), ("b", "y@c", "delivered"), ("a", "x@c", "x|y")]
+    expected = [event_id("tid", "message_trace", *fact) for fact in facts]
+    assert [e.event_id for e in _dedup(store).split(_page(*facts)).events] == expected
+    single = Deduplicator(
+        store, tenant="t", tenant_id="tid", stream="message_trace", keep_secs=3600, shared=False
+    )
+    assert [e.event_id for e in single.split(_page(*facts)).events] == expected
+
+
+async def test_row_keys_lead_with_the_receive_hour_and_ignore_case_and_status(store):
+    page = _page(
+        ("a", "X@C", "pending"),
+        ("a", "x@c", "delivered"),
+        received=["2026-11-22T05:59:59Z", "2026-11-22T05:00:00.1234567Z"],
+    )
+    facts = _dedup(store).split(page).facts
+    assert facts[0][0] == facts[1][0]
+    assert facts[0][0].startswith(b"2026-11-22T05") and len(facts[0][0]) == 13 + 16
+    assert facts[0][0] != _dedup(store, stream="other").split(page).facts[0][0]
+    assert [status for _, status in facts] == ["pending", "delivered"]
+
+
 async def test_facts_are_not_remembered_before_settle(store):
     dedup = _dedup(store)
-    keys, records = _page(("a", "x@c", "pending"))
-    dedup.split(keys, records)  # read but never acknowledged (e.g. a crash)
+    page = _page(("a", "x@c", "pending"))
+    dedup.split(page)  # read but never acknowledged (e.g. a crash)
     fresh = _dedup(store)
-    assert len(fresh.split(keys, records).events) == 1
+    assert len(fresh.split(page).events) == 1
 
 
 async def test_a_fact_in_flight_is_waited_for_not_resent(store):
     dedup = _dedup(store)
-    keys, records = _page(("a", "x@c", "pending"))
-    first = dedup.split(keys, records)
+    page = _page(("a", "x@c", "pending"))
+    first = dedup.split(page)
     ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     dedup.track(first.facts, ack)
-    second = dedup.split(keys, records)
+    second = dedup.split(page)
     assert second.events == [] and second.waits == [ack]
     ack.set_result(None)
     dedup.settle(first.facts, END)
-    third = dedup.split(keys, records)
+    third = dedup.split(page)
     assert third.events == [] and third.waits == []
 
 
 async def test_streams_do_not_share_facts_and_reset_forgets(store):
     one, other = _dedup(store), _dedup(store, stream="rws.MessageTrace")
-    keys, records = _page(("a", "x@c", "delivered"))
-    one.settle(one.split(keys, records).facts, END)
-    assert len(other.split(keys, records).events) == 1
+    page = _page(("a", "x@c", "delivered"))
+    one.settle(one.split(page).facts, END)
+    assert len(other.split(page).events) == 1
     store.reset("t", "message_trace")
-    assert len(_dedup(store).split(keys, records).events) == 1
+    assert len(_dedup(store).split(page).events) == 1
 
 
 async def test_expiry_forgets_after_the_horizon(store):
     dedup = _dedup(store)
-    keys, records = _page(("a", "x@c", "delivered"))
-    dedup.settle(dedup.split(keys, records).facts, END)
+    page = _page(("a", "x@c", "delivered"))
+    dedup.settle(dedup.split(page).facts, END)
     store.expire_seen(int(END.timestamp()) + 3599)
-    assert dedup.split(keys, records).events == []
+    assert dedup.split(page).events == []
     store.expire_seen(int(END.timestamp()) + 3601)
-    assert len(dedup.split(keys, records).events) == 1
+    assert len(dedup.split(page).events) == 1
 
 
 async def test_a_stream_read_by_one_lane_delivers_every_row_and_stores_nothing(store):
     single = Deduplicator(
         store, tenant="t", tenant_id="tid", stream="message_trace", keep_secs=3600, shared=False
     )
-    keys, records = _page(("a", "x@c", "pending"), ("b", "y@c", "delivered"))
-    first = single.split(keys, records)
-    assert [e.record for e in first.events] == records and first.new_rows == 2
+    page = _page(("a", "x@c", "pending"), ("b", "y@c", "delivered"))
+    first = single.split(page)
+    assert [e.record for e in first.events] == page.records and first.new_rows == 2
     assert first.facts == []  # nothing to look up or remember: the lane reads once
     single.settle(first.facts, END)
-    assert len(single.split(keys, records).events) == 2
+    assert len(single.split(page).events) == 2
     # ids are the same as a shared store's, so sinks that drop repeats still can
-    shared = _dedup(store).split(keys, records)
+    shared = _dedup(store).split(page)
     assert [e.event_id for e in first.events] == [e.event_id for e in shared.events]
 
 
 async def test_settle_without_remembering_releases_the_in_flight_marks(store):
     dedup = _dedup(store)
-    keys, records = _page(("a", "x@c", "delivered"))
-    page = dedup.split(keys, records)
+    page = dedup.split(_page(("a", "x@c", "delivered")))
     ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     dedup.track(page.facts, ack)
     ack.set_result(None)
     dedup.settle(page.facts, END, remember=False)
-    again = dedup.split(keys, records)
+    again = dedup.split(_page(("a", "x@c", "delivered")))
     assert len(again.events) == 1 and again.waits == []  # neither stored nor in flight
 
 
 async def test_rows_with_a_receive_time_are_recognised_on_every_read(store):
     dedup = _dedup(store)
-    keys = [("a", "x@c", "pending"), ("b", "x@c", "pending")]
-    records = [
-        {"id": "a", "receivedDateTime": "2026-11-22T05:59:59Z", "status": "pending"},
-        {"id": "b", "receivedDateTime": "2026-11-22T06:00:00Z", "status": "pending"},
-    ]
-    dedup.settle(dedup.split(keys, records).facts, END)
-    reread = dedup.split(list(reversed(keys)), list(reversed(records)))
+    facts = [("a", "x@c", "pending"), ("b", "x@c", "pending")]
+    received = ["2026-11-22T05:59:59Z", "2026-11-22T06:00:00Z"]
+    dedup.settle(dedup.split(_page(*facts, received=received)).facts, END)
+    reread = dedup.split(_page(*reversed(facts), received=list(reversed(received))))
     assert reread.events == [] and reread.known == 2
-    changed = dedup.split([("b", "X@C", "delivered")], [{**records[1], "status": "delivered"}])
+    changed = dedup.split(_page(("b", "X@C", "delivered"), received=received[1:]))
     assert changed.status_changes == 1 and changed.new_rows == 0

@@ -6,7 +6,7 @@ import json
 
 import orjson
 
-from o365collector.event import Event, event_id, event_ids
+from o365collector.event import Event, StreamIds, event_id, row_facts
 from o365collector.sinks.encode import UNENCODABLE, envelope, lines
 
 STAMP = "2026-11-22T10:00:00.000000Z"
@@ -44,6 +44,8 @@ def test_one_value_orjson_refuses_falls_back_and_rejects_only_what_json_cannot_h
 
 def test_event_ids_of_a_page_are_each_rows_event_id() -> None:
     keys = [("t1", "A@x.com", "Delivered"), ("t2", "b@x.com", "failed"), ("t1", "a@x.com", "x")]
-    assert event_ids("tid", "message_trace", keys) == [
+    rest = iter(keys)
+    facts = row_facts([{}, {}, {}], lambda _: next(rest))
+    assert StreamIds("tid", "message_trace").event_ids(facts) == [
         event_id("tid", "message_trace", *key) for key in keys
     ]

@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from o365collector.event import Event, event_id
+from o365collector.event import Event, StreamIds, event_id, event_id_after, row_facts
 
 ARGS = ("tenant-guid", "message_trace", "trace-1", "alice@contoso.com", "Delivered")
 
@@ -72,3 +72,36 @@ def test_event_holds_the_record_untouched() -> None:
     record = {"id": "x", "Subject": "Hi"}
     event = Event("contoso", "message_trace", event_id(*ARGS), record)
     assert event.record is record
+
+
+def test_row_facts_hash_to_the_stored_row_key_and_the_event_id() -> None:
+    # Dedup stores keep these keys across upgrades, and sinks the ids: both are pinned.
+    from hashlib import blake2b
+
+    record = {"receivedDateTime": "2026-11-22T05:59:59.1234567Z"}
+    [fact] = row_facts([record], lambda _: ("trace-1", "Alice@Contoso.com", "Delivered"))
+    assert fact == ("trace-1", "alice@contoso.com", "Delivered", record["receivedDateTime"])
+    ids = StreamIds("tenant-guid", "message_trace")
+    [(key, state)] = ids.row_keys([fact])
+    material = "\x1f".join(("tenant-guid", "message_trace", "trace-1", "alice@contoso.com"))
+    assert key == b"2026-11-22T05" + blake2b(material.encode(), digest_size=16).digest()
+    assert event_id_after(state, "Delivered") == event_id(*ARGS)
+    assert ids.event_ids([fact]) == [event_id(*ARGS)]
+
+
+def test_row_keys_lead_with_the_receive_hour_graph_rws_or_none() -> None:
+    records = [
+        {"Received": "/Date(1658751973240)/"},
+        {},
+        {"receivedDateTime": None, "Received": None},
+        {"receivedDateTime": "2026-11-22T05:00:00Z", "Received": "2020-01-01T00:00:00"},
+    ]
+    facts = row_facts(records, lambda _: ("t", "r", "s"))
+    digest = StreamIds("tid", "s").row_keys(facts[:1])[0][0][-16:]
+    keys = [key for key, _ in StreamIds("tid", "s").row_keys(facts)]
+    assert keys == [
+        b"/Date(1658751" + digest,
+        digest,
+        digest,
+        b"2026-11-22T05" + digest,
+    ]

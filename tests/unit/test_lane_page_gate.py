@@ -15,7 +15,7 @@ import pytest
 
 from o365collector.clock import SystemClock
 from o365collector.config.model import RetrySettings
-from o365collector.event import Event
+from o365collector.event import Event, row_facts
 from o365collector.observability.progress import StreamProgress
 from o365collector.page_gate import PageGate
 from o365collector.pipeline.dedup import Deduplicator
@@ -57,11 +57,18 @@ class GatedSource:
             ALIVE.update(records)
             # every record of every page still referenced anywhere (reader, queues, sink)
             self.peak[0] = max(self.peak[0], len(ALIVE))
-            yield Page(records, None if index == self.count - 1 else f"next-{index}")
-            del records  # as the real sources: nothing held while the next page is asked for
+            facts = row_facts(records, self.key_of)
+            yield Page(records, None if index == self.count - 1 else f"next-{index}", facts)
+            del records, facts  # as the real sources: nothing held while the next page is read
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
         return (record["id"], record["recipientAddress"], record["status"])
+
+
+def _page(record: dict[str, Any]) -> Page:
+    """A page of one record, with the identity ``GatedSource`` gives it."""
+    key = (record["id"], record["recipientAddress"], record["status"])
+    return Page([record], None, row_facts([record], lambda _: key))
 
 
 class SlowSink:
@@ -170,9 +177,7 @@ async def test_final_forgets_history_it_alone_reads(rig: Rig) -> None:
         reader.start()
         await reader.read(window, None, asyncio.Event(), on_page=None, on_window=lambda: None)
         await reader.drain()
-        again = ctx.dedup.split(
-            [("t-0-0", "r@c", "ok")], [{"id": "t-0-0", "recipientAddress": "r@c"}]
-        )
+        again = ctx.dedup.split(_page({"id": "t-0-0", "recipientAddress": "r@c", "status": "ok"}))
         assert (again.events == []) is expect_remembered, window
 
 
@@ -203,6 +208,11 @@ async def test_a_committed_page_is_not_kept_while_the_lane_waits(rig: Rig) -> No
         assert len(statuses) == 10 and len(rig.sink.ids) == 10
         # the committer waits for the lane's next page: it holds none of the last page's facts
         assert [ref for ref in statuses if ref() is not None] == []
-        assert ctx.dedup.split([("t-0-0", "r@c", "ok")], [{"id": "t-0-0"}]).events == []
+        assert (
+            ctx.dedup.split(
+                _page({"id": "t-0-0", "recipientAddress": "r@c", "status": "ok"})
+            ).events
+            == []
+        )
     finally:
         await reader.drain()

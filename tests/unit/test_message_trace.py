@@ -231,3 +231,16 @@ def test_key_of_lower_cases_recipient_and_status(api_factory) -> None:
     }
     assert source.key_of(record) == ("4A5B-Trace-ID", "alice@contoso.com", "delivered")
     assert source.key_of({}) == ("", "", "")
+
+
+async def test_each_page_carries_the_identity_of_each_record(api_factory) -> None:
+    graph = Pages()
+    source = _source(api_factory, graph)
+    rows = [
+        {"id": "T1", "recipientAddress": "A@X.com", "status": "Pending", "receivedDateTime": "r1"},
+        {"id": "T1", "recipientAddress": "b@x.com", "status": "new|Value"},
+    ]
+    graph.pages = {source.first_url(WINDOW): _page(rows)}
+    [page] = await _collect(source)
+    assert page.facts == [("T1", "a@x.com", "pending", "r1"), ("T1", "b@x.com", "new/value", None)]
+    assert [source.key_of(r) for r in page.records] == [fact[:3] for fact in page.facts]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum, auto
 from typing import Any
 
 import httpx
@@ -65,58 +66,94 @@ class ApiClient:
             AuthError, PermissionDeniedError, SetupError, BadRequestError: permanent refusals.
             UnavailableError: transient failures outlasted ``retry.max_elapsed_secs``.
         """
-        backoff = Backoff(
+        backoff = self._new_backoff()
+        gate = self.gate if hold_page else None
+        renewed = False
+        while True:
+            verdict = await self._attempt_once(url, scope, classify, api, priority, gate, headers)
+            step = _next_step(verdict, renewed=renewed)
+            if step is _Step.DONE:
+                return verdict.body
+            if step is _Step.RENEW_TOKEN:
+                renewed = True
+                self.tokens.invalidate(scope)
+                continue
+            await self._wait_before_retry(verdict, backoff, api)
+
+    def _new_backoff(self) -> Backoff:
+        """The retry schedule of one call, from the configured retry settings."""
+        return Backoff(
             self.retry.initial_interval_secs,
             self.retry.multiplier,
             self.retry.max_interval_secs,
             self.retry.max_elapsed_secs,
         )
-        renewed = False
-        while True:
-            gate = self.gate if hold_page else None
-            try:
-                verdict = await self._attempt(url, scope, classify, api, priority, gate, headers)
-            except BaseException:
-                if gate is not None:
-                    gate.release_mine()
-                raise
-            if verdict.action is Action.OK:
-                return verdict.body
+
+    async def _attempt_once(
+        self,
+        url: str,
+        scope: str,
+        classify: Callable[[httpx.Response], Verdict],
+        api: str,
+        priority: int,
+        gate: PageGate | None,
+        headers: Mapping[str, str] | None,
+    ) -> Verdict:
+        """One GET and its verdict; the page-gate place is kept only when the page came.
+
+        A failed attempt gives its place back at once, so other readers go on while this
+        one renews its token or backs off.
+        """
+        try:
+            verdict = await self._send(url, scope, classify, api, priority, gate, headers)
+        except BaseException:
             if gate is not None:
-                gate.release_mine()  # no page: let others read while this one backs off
-            if verdict.action is Action.REFRESH_AUTH and not renewed:
-                renewed = True
-                self.tokens.invalidate(scope)
-                continue
-            _raise_if_permanent(verdict)
-            if verdict.action is Action.RATE_LIMITED:
-                pause = verdict.retry_after_secs
-                if pause is None:
-                    pause = backoff.initial_interval_secs * backoff.multiplier**backoff.attempts
-                self.budget.throttled_for(pause)
-                metrics.THROTTLED.labels(api=api).inc()
-            delay = backoff.next_delay(verdict.retry_after_secs)
-            if delay is None:
-                msg = (
-                    f"{verdict.reason}; gave up after {backoff.attempts + 1} attempts over "
-                    f"{backoff.waited_secs:.0f} s (retry.max_elapsed_secs)"
-                )
-                raise UnavailableError(msg)
-            log.warning(
-                "Request failed; retrying.",
-                tenant=self.tenant,
-                api=api,
-                reason=verdict.reason,
-                retry_in_secs=round(delay, 2),
-                attempt=backoff.attempts,
+                gate.release_mine()
+            raise
+        if verdict.action is not Action.OK and gate is not None:
+            gate.release_mine()
+        return verdict
+
+    async def _wait_before_retry(self, verdict: Verdict, backoff: Backoff, api: str) -> None:
+        """Sleep until the next attempt: ``Retry-After`` if given, else the backoff's draw.
+
+        A 429 also pauses the tenant's whole request budget for that long.
+
+        Raises:
+            UnavailableError: the next wait would pass ``retry.max_elapsed_secs``.
+        """
+        if verdict.action is Action.RATE_LIMITED:
+            self._pause_budget(verdict, backoff, api)
+        delay = backoff.next_delay(verdict.retry_after_secs)
+        if delay is None:
+            msg = (
+                f"{verdict.reason}; gave up after {backoff.attempts + 1} attempts over "
+                f"{backoff.waited_secs:.0f} s (retry.max_elapsed_secs)"
             )
-            await self.clock.sleep(delay)
+            raise UnavailableError(msg)
+        log.warning(
+            "Request failed; retrying.",
+            tenant=self.tenant,
+            api=api,
+            reason=verdict.reason,
+            retry_in_secs=round(delay, 2),
+            attempt=backoff.attempts,
+        )
+        await self.clock.sleep(delay)
+
+    def _pause_budget(self, verdict: Verdict, backoff: Backoff, api: str) -> None:
+        """Throttled: no request of this tenant goes out for ``Retry-After`` (or the next step)."""
+        pause = verdict.retry_after_secs
+        if pause is None:
+            pause = backoff.initial_interval_secs * backoff.multiplier**backoff.attempts
+        self.budget.throttled_for(pause)
+        metrics.THROTTLED.labels(api=api).inc()
 
     def _gauge_budget(self) -> None:
         metrics.BUDGET_IN_WINDOW.labels(tenant=self.tenant).set(self.budget.in_window())
         metrics.BUDGET_LIMIT.labels(tenant=self.tenant).set(self.budget.limit)
 
-    async def _attempt(
+    async def _send(
         self,
         url: str,
         scope: str,
@@ -126,6 +163,7 @@ class ApiClient:
         gate: PageGate | None,
         headers: Mapping[str, str] | None = None,
     ) -> Verdict:
+        """Send one authenticated GET within the budget (and the gate) and classify it."""
         try:
             token = await self.tokens.token(scope)
         except UnavailableError as exc:
@@ -157,6 +195,28 @@ def release_body(response: httpx.Response) -> None:
     (~1.8 MiB each for 5,000 rows) kept 20–50 MiB alive. The body was read already.
     """
     response.stream = httpx.ByteStream(b"")
+
+
+class _Step(Enum):
+    """What :meth:`ApiClient.get_json` does after an attempt."""
+
+    DONE = auto()  # the body came
+    RENEW_TOKEN = auto()  # a first 401: renew the token, try again at once
+    WAIT = auto()  # transient: wait, then try again
+
+
+def _next_step(verdict: Verdict, *, renewed: bool) -> _Step:
+    """The retry decision for ``verdict``; ``renewed``: the token was renewed already.
+
+    Raises:
+        AuthError, PermissionDeniedError, SetupError, BadRequestError: a permanent refusal.
+    """
+    if verdict.action is Action.OK:
+        return _Step.DONE
+    if verdict.action is Action.REFRESH_AUTH and not renewed:
+        return _Step.RENEW_TOKEN
+    _raise_if_permanent(verdict)
+    return _Step.WAIT
 
 
 def _raise_if_permanent(verdict: Verdict) -> None:

@@ -12,17 +12,12 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from o365collector.event import Event, event_id, event_ids, row_key
+from o365collector.event import Event, StreamIds, event_id_after
+from o365collector.sources.base import Page
 from o365collector.state.store import DedupStore, dedup_scope
 
 Fact = tuple[bytes, str]  # (row key, status)
-
-
-def _hour(record: dict[str, Any]) -> bytes:
-    """The receive time's leading 13 characters (``2026-11-22T05``): orders keys by time."""
-    return str(record.get("receivedDateTime") or record.get("Received") or "")[:13].encode()
 
 
 @dataclass
@@ -62,16 +57,18 @@ class Deduplicator:
         self.stream = stream
         self.scope = dedup_scope(tenant, stream)
         self.keep = timedelta(seconds=keep_secs)
+        self.ids = StreamIds(tenant_id, stream)
         self._inflight: dict[Fact, asyncio.Future[None]] = {}
 
-    def split(
-        self, keys: Sequence[tuple[str, str, str]], records: Sequence[dict[str, Any]]
-    ) -> PageFacts:
-        """Sort a page's records into new facts (as events) and known or in-flight ones."""
-        tenant_id, stream = self.tenant_id, self.stream
+    def split(self, page: Page) -> PageFacts:
+        """Sort a page's records into new facts (as events) and known or in-flight ones.
+
+        Each record's identity comes from ``page.facts`` (read once by the source) and is
+        hashed once: into its row key and, for a fact to deliver, on into its event id.
+        """
+        tenant, stream, records = self.tenant, self.stream, page.records
         if not self.shared:
-            tenant = self.tenant
-            ids = event_ids(tenant_id, stream, keys)
+            ids = self.ids.event_ids(page.facts)
             return PageFacts(
                 events=[
                     Event(tenant, stream, id_, record)
@@ -79,20 +76,20 @@ class Deduplicator:
                 ],
                 new_rows=len(records),
             )
-        # The receive hour first: a page's rows then sit side by side in the store's B-tree,
-        # so inserts and lookups touch a few pages instead of one page per row.
-        row_keys = [
-            _hour(record) + row_key(tenant_id, stream, trace, rcpt)
-            for record, (trace, rcpt, _) in zip(records, keys, strict=True)
-        ]
-        known = self.store.seen_statuses(sorted(set(row_keys)))
+        # The receive hour leads the row key: a page's rows then sit side by side in the
+        # store's B-tree, so inserts and lookups touch a few pages instead of one per row.
+        row_keys = self.ids.row_keys(page.facts)
+        known = self.store.seen_statuses(sorted({key for key, _ in row_keys}))
+        inflight = self._inflight
         out = PageFacts()
-        for record, (trace, rcpt, status), key in zip(records, keys, row_keys, strict=True):
+        for record, (_, _, status, _), (key, state) in zip(
+            records, page.facts, row_keys, strict=True
+        ):
             prior = known.get(key)
             if prior is not None and status in prior.split("|"):
                 out.known += 1
                 continue
-            pending = self._inflight.get((key, status))
+            pending = inflight.get((key, status)) if inflight else None
             if pending is not None:
                 out.waits.append(pending)
                 out.known += 1
@@ -101,9 +98,7 @@ class Deduplicator:
                 out.new_rows += 1
             else:
                 out.status_changes += 1
-            out.events.append(
-                Event(self.tenant, stream, event_id(tenant_id, stream, trace, rcpt, status), record)
-            )
+            out.events.append(Event(tenant, stream, event_id_after(state, status), record))
             out.facts.append((key, status))
         return out
 

@@ -149,9 +149,8 @@ class WindowReader:
         ctx = self.ctx
         permit = ctx.gate.claim()
         try:
-            keys = [ctx.source.key_of(record) for record in page.records]
-            self._received.inc(len(keys))
-            facts = ctx.dedup.split(keys, page.records)
+            self._received.inc(len(page.records))
+            facts = ctx.dedup.split(page)
             # In flight before waiting for room in the sinks' queues: a lane that reads the
             # same rows meanwhile waits for this delivery instead of sending them again.
             handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -6,15 +6,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from o365collector.event import RowFact
 from o365collector.windows import TimeWindow
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One API page: untouched records and the link that continues the window, if any."""
+    """One API page: untouched records, the link that continues the window, their identities.
+
+    ``facts[i]`` is the identity of ``records[i]``, read once by the source: the dedup
+    store and the event ids take it from there and never read the record again.
+    """
 
     records: list[dict[str, Any]]
     next_link: str | None
+    facts: list[RowFact]
 
 
 class WindowSource(Protocol):
@@ -27,8 +33,4 @@ class WindowSource(Protocol):
 
         ``priority`` orders requests in the tenant's budget (lower goes first).
         """
-        ...
-
-    def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
-        """Return the record's (trace id, recipient, status) identity for its event id."""
         ...

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from o365collector.errors import BadRequestError, RestartWindowError, SourceError
+from o365collector.event import RowFact
 from o365collector.http.classify import classify_graph
 from o365collector.http.client import ApiClient
 from o365collector.sources.base import Page
@@ -99,7 +100,7 @@ class GraphMessageTraceSource:
             records = body["value"]
             unknown.observe(records)
             del body  # nothing of this page is held while the next request waits (page_gate)
-            yield Page(records, next_link)
+            yield Page(records, next_link, facts_of(records))
             del records
             if next_link is None:
                 return
@@ -108,15 +109,9 @@ class GraphMessageTraceSource:
         raise SourceError(msg)
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
-        """(trace id, recipient, status); status lower-cased since Graph's case varies.
-
-        Any status counts, known or not; ``|`` (the dedup store's separator) becomes ``/``.
-        """
-        return (
-            str(record.get("id", "")),
-            str(record.get("recipientAddress", "")).lower(),
-            str(record.get("status", "")).lower().replace(_FACT_SEPARATOR, "/"),
-        )
+        """(trace id, recipient, status) as event ids and the dedup store see them."""
+        trace, recipient, status, _ = facts_of([record])[0]
+        return trace, recipient, status
 
     def _check_link(self, link: str, seen: set[str]) -> str:
         if _origin(link) != self._origin:
@@ -130,6 +125,24 @@ class GraphMessageTraceSource:
             raise SourceError(msg)
         seen.add(link)
         return link
+
+
+def facts_of(records: list[dict[str, Any]]) -> list[RowFact]:
+    """Each record's :data:`~o365collector.event.RowFact`, read once per page.
+
+    The identity is (``id``, ``recipientAddress``, ``status``), recipient and status
+    lower-cased (Graph's case varies); any status counts, known or not, and ``|`` (the
+    dedup store's separator) becomes ``/``. The receive time is ``receivedDateTime``.
+    """
+    return [
+        (
+            str(record.get("id", "")),
+            str(record.get("recipientAddress", "")).lower(),
+            str(record.get("status", "")).lower().replace(_FACT_SEPARATOR, "/"),
+            record.get("receivedDateTime") or record.get("Received"),  # as row_facts reads it
+        )
+        for record in records
+    ]
 
 
 def _origin(url: str) -> str:

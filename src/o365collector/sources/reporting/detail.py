@@ -20,6 +20,7 @@ from urllib.parse import quote
 import structlog
 
 from o365collector.errors import SetupError
+from o365collector.event import row_facts
 from o365collector.http.classify import classify_graph
 from o365collector.http.client import ApiClient
 from o365collector.sources.base import Page, WindowSource
@@ -69,7 +70,7 @@ class DetailSource:
             for row in page.records:
                 if _status(row) in self._statuses:
                     details.extend(await self._fetch(row, window, priority))
-            yield Page(details, page.next_link)
+            yield Page(details, page.next_link, row_facts(details, detail_key))
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
         """See :func:`detail_key`."""

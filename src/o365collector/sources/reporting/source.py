@@ -36,6 +36,7 @@ from urllib.parse import quote
 import structlog
 
 from o365collector.errors import BadRequestError, RestartWindowError, SourceError
+from o365collector.event import RowFact, row_facts
 from o365collector.http.classify import classify_reporting
 from o365collector.http.client import ApiClient
 from o365collector.sources.base import Page
@@ -186,7 +187,7 @@ class ReportSource:
         else:
             first = self.first_query(window.start, window.end)
             if first is None:
-                yield Page([], None)
+                yield Page([], None, [])
                 return
             query, url = first, self.query_url(first)
         seen = {url}
@@ -195,7 +196,7 @@ class ReportSource:
             records = self._in_range(page.records, query)
             follow = self._advance(url, page, query, window)
             if follow is None:
-                yield Page(records, None)
+                yield Page(records, None, self.facts_of(records))
                 return
             url, query = follow
             if url in seen:
@@ -203,7 +204,7 @@ class ReportSource:
                 raise SourceError(msg)
             seen.add(url)
             del page  # not held while the next request waits for its place (page_gate)
-            yield Page(records, url)
+            yield Page(records, url, self.facts_of(records))
             del records
         msg = f"window {window} of {self.spec.name} has more than {self._max_pages} pages"
         raise SourceError(msg)
@@ -246,6 +247,10 @@ class ReportSource:
     def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
         """The row's identity from the catalog's key fields (and status, if any)."""
         return record_key(self.spec, record)
+
+    def facts_of(self, records: list[dict[str, Any]]) -> list[RowFact]:
+        """Each row's identity (:meth:`key_of`) and receive time, read once per page."""
+        return row_facts(records, functools.partial(record_key, self.spec))
 
     async def _get(self, url: str, priority: int, *, refused_resume: bool) -> ReportPage:
         try:
