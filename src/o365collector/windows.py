@@ -39,18 +39,19 @@ def iso_z_last_tick(moment: datetime) -> str:
 
 
 def parse_iso(text: str) -> datetime:
-    """Parse an ISO-8601 timestamp with 0–7 fractional digits, with or without ``Z``, as UTC."""
+    """Parse an ISO-8601 timestamp, with or without ``Z`` or an offset, as UTC.
+
+    Python 3.11's :meth:`datetime.fromisoformat` reads ``Z``, offsets and any number of
+    fractional digits, cut to the microsecond: Graph's and RWS's 7 digits (100 ns ticks,
+    api-facts §1.4) need no trimming. Only a lower-case ``z`` is refused, so it is
+    upper-cased first. Values without a zone are UTC (Microsoft's own convention).
+
+    Raises:
+        ValueError: ``text`` is not an ISO-8601 date or date and time.
+    """
     value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    head, sep, frac_and_zone = value.partition(".")
-    if sep:
-        digits = ""
-        rest = frac_and_zone
-        while rest and rest[0].isdigit():
-            digits += rest[0]
-            rest = rest[1:]
-        value = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
+    if value.endswith("z"):
+        value = value[:-1] + "Z"
     return to_utc(datetime.fromisoformat(value))
 
 
@@ -118,13 +119,15 @@ def plan_next_window(watermark: datetime, now: datetime, settings: PlannerSettin
     start = floor_second(to_utc(watermark))
     oldest = floor_second(now - timedelta(seconds=settings.retention_secs))
     oldest += timedelta(seconds=settings.retention_margin_secs)
+    if oldest != floor_second(oldest):  # a fractional margin: stay on whole seconds, inside
+        oldest = floor_second(oldest) + _ONE_SECOND
     clamped = 0.0
     if start < oldest:
         clamped = (oldest - start).total_seconds()
         start = oldest
     settled = floor_second(now - timedelta(seconds=settings.settle_delay_secs))
     end = min(floor_second(start + timedelta(seconds=settings.max_window_secs)), settled)
-    if (end - start).total_seconds() < settings.min_window_secs:
+    if end <= start or (end - start).total_seconds() < settings.min_window_secs:
         shortest = timedelta(seconds=math.ceil(settings.min_window_secs))
         ready_at = start + shortest + timedelta(seconds=settings.settle_delay_secs)
         return WindowPlan(None, max(1.0, (ready_at - now).total_seconds()), clamped)

@@ -110,6 +110,9 @@ def test_iso_z_last_tick_is_end_minus_100ns(end: datetime, expected: str) -> Non
         ),
         ("2024-05-01T10:11:12.25+00:00", datetime(2024, 5, 1, 10, 11, 12, 250_000, tzinfo=UTC)),
         ("  2024-05-01T10:11:12Z \n", datetime(2024, 5, 1, 10, 11, 12, tzinfo=UTC)),
+        ("2024-05-01T10:11:12.123456789Z", datetime(2024, 5, 1, 10, 11, 12, 123_456, tzinfo=UTC)),
+        ("2024-05-01T10:11:12.1234567z", datetime(2024, 5, 1, 10, 11, 12, 123_456, tzinfo=UTC)),
+        ("2024-05-01", datetime(2024, 5, 1, tzinfo=UTC)),
     ],
 )
 def test_parse_iso(text: str, expected: datetime) -> None:
@@ -118,9 +121,12 @@ def test_parse_iso(text: str, expected: datetime) -> None:
     assert parsed.utcoffset() == timedelta(0)
 
 
-def test_parse_iso_rejects_garbage() -> None:
+@pytest.mark.parametrize(
+    "text", ["yesterday", "", "2024-05-01T10:11:12.Zx", "2024-05-01T10:11:12.12a4Z", "z"]
+)
+def test_parse_iso_rejects_garbage(text: str) -> None:
     with pytest.raises(ValueError):
-        parse_iso("yesterday")
+        parse_iso(text)
 
 
 @given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)))

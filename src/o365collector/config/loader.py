@@ -184,10 +184,18 @@ def _describe(exc: ValidationError, data: Any) -> list[str]:
             if known:
                 message += f" (expected one of: {', '.join(known)})"
         elif err["type"] == "union_tag_invalid":
-            message = f"{message}; use one of: {', '.join(sink_types())}"
+            # pydantic's message quotes the tag, which may be a whole mapping (a block
+            # indented under `type:`) and its secrets: name the tag only when it is text.
+            tag = err["input"].get("type") if isinstance(err["input"], dict) else None
+            got = f"`type: {tag[:40]}`" if isinstance(tag, str) else "`type:` is not a name"
+            message = f"unknown sink type ({got}); use one of: {', '.join(sink_types())}"
         elif hint:
             message = hint
-        quiet = _is_secret_path(loc) or err["type"] in {"missing", "extra_forbidden"}
+        quiet = _is_secret_path(loc) or err["type"] in {
+            "missing",
+            "extra_forbidden",
+            "union_tag_invalid",
+        }
         shown = "" if quiet else _shown(err.get("input"))
         problems.append(f"{path}: {message}{shown}")
     return problems

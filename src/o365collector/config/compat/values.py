@@ -15,7 +15,9 @@ SECRET_PARAMS = frozenset(
 _PLACEHOLDER = re.compile(r"^<[^<>\s]+>$")
 EMAIL = re.compile(r"^[^@\s]+@([^@\s]+\.[^@\s]+)$")  # group 1: the domain
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S")
+# The seeds read their start times with strptime, which also takes fields without their
+# leading zeros (2024-5-7T9:05:00.1): fromisoformat refuses those, so they are read this way.
+_UNPADDED_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S")
 
 
 def join(path: str, key: str | int) -> str:
@@ -184,7 +186,7 @@ class Reader:
         return None
 
     def timestamp(self, key: str) -> datetime | None:
-        """An RFC 3339 time ``%Y-%m-%dT%H:%M:%S.%f`` (UTC unless it carries an offset)."""
+        """An ISO-8601 time like ``2024-05-07T15:35:24.133642`` (UTC unless it has an offset)."""
         value = self.raw(key)
         if value is None:
             return None
@@ -210,15 +212,17 @@ def _as_int(value: Any) -> int | None:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
+    """A date and time (``T`` between them), ISO-8601 or the seeds' unpadded form; else None."""
+    if not isinstance(value, str) or "T" not in value.upper():
         return None
     text = value.strip()
-    for fmt in _TIMESTAMP_FORMATS:
+    try:
+        return datetime.fromisoformat(text)  # Z, offsets, 0-7+ fractional digits
+    except ValueError:
+        pass
+    for fmt in _UNPADDED_FORMATS:
         try:
             return datetime.strptime(text, fmt)  # noqa: DTZ007 - naive means UTC, set by caller
         except ValueError:
             continue
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")) if "T" in text else None
-    except ValueError:
-        return None
+    return None
