@@ -103,19 +103,30 @@ def test_start_time_sets_the_initial_lookback(tmp_path) -> None:
     start = datetime.now(UTC) - timedelta(days=3)
     stamp = start.strftime("%Y-%m-%dT%H:%M:%S.%f")
     data["inputs"]["services"]["office365_reporting_MailTraffic_service"]["start_time"] = stamp
+    before = datetime.now(UTC)
     settings = parse_settings(data, base_dir=layout.root / "config")
-    assert 3 * 86400 - 60 < settings.collection.initial_lookback_secs < 3 * 86400 + 60
+    after = datetime.now(UTC)
+    # The lookback is "now - start_time" at some instant during the parse: ordering, not
+    # a tolerance on how long the parse took.
+    lookback = settings.collection.initial_lookback_secs
+    assert (before - start).total_seconds() <= lookback <= (after - start).total_seconds()
 
 
 def test_unquoted_yaml_start_time_is_read_as_utc(tmp_path) -> None:
     layout = Layout(tmp_path)
-    stamp = (datetime.now(UTC) - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    start = datetime.now(UTC) - timedelta(hours=5)
+    stamp = start.strftime("%Y-%m-%dT%H:%M:%S.%f")
     text = seed_yaml().replace(
         "    requests_per_second: 10\n", f"    requests_per_second: 10\n    start_time: {stamp}\n"
     )
     assert f"start_time: {stamp}" in text
-    settings = load_settings(layout.write(text))
-    assert 5 * 3600 - 60 < settings.collection.initial_lookback_secs < 5 * 3600 + 60
+    path = layout.write(text)
+    before = datetime.now(UTC)
+    settings = load_settings(path)
+    after = datetime.now(UTC)
+    # read as UTC: on a host not at UTC, a local-time reading would fall outside the bracket
+    lookback = settings.collection.initial_lookback_secs
+    assert (before - start).total_seconds() <= lookback <= (after - start).total_seconds()
 
 
 def test_cloud_collector_json_loads(tmp_path) -> None:

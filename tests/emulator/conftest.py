@@ -8,9 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_support import ANCHOR, FakeClock, Graph, make_settings
+from emulator_support import ANCHOR, Graph, make_settings
 
 from o365emulator import Emulator, EmulatorSettings
+from support import FakeClock
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def serve(clock: FakeClock) -> Iterator[Callable[..., Graph]]:
     started: list[tuple[Emulator, httpx.Client]] = []
 
     def factory(settings: EmulatorSettings | None = None, **kwargs: Any) -> Graph:
-        emulator = Emulator(settings or make_settings(**kwargs), clock=clock)
+        emulator = Emulator(settings or make_settings(**kwargs), clock=clock.now)
         # plain HTTP on loopback: verify=False spares building a CA bundle per test
         client = httpx.Client(base_url=emulator.start(), timeout=30, verify=False)
         started.append((emulator, client))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,19 +18,6 @@ SECRET = "emulator-test-secret~0123456789"
 DOMAIN = "contoso.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 TRACES = "/v1.0/admin/exchange/tracing/messageTraces"
-
-
-class FakeClock:
-    """A callable clock that stays where it is put."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 def make_settings(

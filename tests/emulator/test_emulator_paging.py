@@ -12,7 +12,6 @@ from emulator_support import (
     DOMAIN,
     TENANT_ID,
     TRACES,
-    FakeClock,
     Graph,
     sort_key,
     status_at,
@@ -20,6 +19,8 @@ from emulator_support import (
     ticks_text,
     window_filter,
 )
+
+from support import FakeClock
 
 FIELDS = [
     "id",
@@ -47,7 +48,7 @@ RECEIVED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?Z")
 
 
 def ten_days(clock: FakeClock) -> str:
-    now = clock.now.replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     return window_filter(now - timedelta(days=10), now)
 
 
@@ -57,14 +58,14 @@ def keys(rows: list[dict]) -> list[tuple[int, str, str]]:
 
 def expected_visible(graph: Graph, clock: FakeClock, start: int, end: int) -> dict:
     return {
-        (r["id"], r["recipientAddress"]): status_at(r, clock.now)
+        (r["id"], r["recipientAddress"]): status_at(r, clock.now())
         for r in graph.emulator.ground_truth(TENANT_ID)
-        if start <= ticks_of(r["receivedDateTime"]) <= end and status_at(r, clock.now)
+        if start <= ticks_of(r["receivedDateTime"]) <= end and status_at(r, clock.now())
     }
 
 
 def test_rows_have_exactly_the_documented_shape(graph: Graph, clock: FakeClock) -> None:
-    clock.now = ANCHOR + timedelta(seconds=60)  # recent rows still settling their status
+    clock.set(ANCHOR + timedelta(seconds=60))  # recent rows still settling their status
     rows = [
         r for page in graph.all_pages(**{"$filter": ten_days(clock), "$top": "5000"}) for r in page
     ]
@@ -87,7 +88,7 @@ def test_rows_have_exactly_the_documented_shape(graph: Graph, clock: FakeClock) 
 
 def test_bounds_are_inclusive_at_100ns(graph: Graph, clock: FakeClock) -> None:
     truth = graph.emulator.ground_truth(TENANT_ID)
-    row = next(r for r in truth if len(r["receivedDateTime"]) == 28 and status_at(r, clock.now))
+    row = next(r for r in truth if len(r["receivedDateTime"]) == 28 and status_at(r, clock.now()))
     t = ticks_of(row["receivedDateTime"])
     wanted = (row["id"], row["recipientAddress"])
 
@@ -147,7 +148,7 @@ def test_keyset_cursor_serves_rows_that_became_visible_during_paging(
     serve, clock: FakeClock
 ) -> None:
     graph = serve(late_fraction=0.3)
-    now = clock.now.replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     filt = window_filter(ANCHOR - timedelta(days=2), now)
     headers = graph.bearer()
     first = graph.client.get(TRACES, params={"$filter": filt, "$top": "50"}, headers=headers).json()
@@ -158,11 +159,11 @@ def test_keyset_cursor_serves_rows_that_became_visible_during_paging(
         for r in graph.emulator.ground_truth(TENANT_ID)
         if start <= ticks_of(r["receivedDateTime"])
         and sort_key(r) < cursor
-        and status_at(r, clock.now) is None
+        and status_at(r, clock.now()) is None
     ]
     assert late, "the dataset should hold rows not yet visible below the cursor"
     newcomer = min(late, key=lambda r: r["history"][0]["visible_at"])
-    clock.now = ANCHOR.fromisoformat(newcomer["history"][0]["visible_at"].replace("Z", "+00:00"))
+    clock.set(ANCHOR.fromisoformat(newcomer["history"][0]["visible_at"].replace("Z", "+00:00")))
     headers = graph.bearer()
     rest: list[dict] = []
     link = first.get("@odata.nextLink")
@@ -193,7 +194,7 @@ def test_multi_recipient_rows_share_id_and_message(graph: Graph, clock: FakeCloc
 
 def test_default_window_is_the_previous_48_hours(graph: Graph, clock: FakeClock) -> None:
     rows = [r for page in graph.all_pages() for r in page]
-    now = clock.now
+    now = clock.now()
     start = ticks_of((now - timedelta(hours=48)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     end = ticks_of(now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     assert {(r["id"], r["recipientAddress"]) for r in rows} == set(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from emulator_support import TENANT_ID, TRACES, FakeClock, Graph
+from emulator_support import TENANT_ID, TRACES, Graph
+
+from support import FakeClock
 
 THROTTLE_BODY = {
     "code": "TooManyRequests",

@@ -12,9 +12,10 @@ from datetime import timedelta
 import httpx
 import orjson
 import pytest
-from emulator_support import ANCHOR, SECRET, TENANT_ID, TRACES, FakeClock, Graph, make_settings
+from emulator_support import ANCHOR, SECRET, TENANT_ID, TRACES, Graph, make_settings
 
 from o365emulator import Emulator
+from support import FakeClock
 
 
 def test_health(graph: Graph) -> None:
@@ -77,7 +78,7 @@ def test_requests_are_not_logged(graph: Graph, capfd: pytest.CaptureFixture[str]
 
 
 def test_stop_closes_keep_alive_connections_and_start_again(clock: FakeClock) -> None:
-    emulator = Emulator(make_settings(100), clock=clock)
+    emulator = Emulator(make_settings(100), clock=clock.now)
     with pytest.raises(RuntimeError):
         _ = emulator.base_url
     url = emulator.start()
@@ -96,7 +97,7 @@ def test_stop_closes_keep_alive_connections_and_start_again(clock: FakeClock) ->
 
 
 def test_serve_forever_returns_after_stop(clock: FakeClock) -> None:
-    emulator = Emulator(make_settings(100), clock=clock)
+    emulator = Emulator(make_settings(100), clock=clock.now)
     ready: list[str] = []
     thread = threading.Thread(
         target=emulator.serve_forever, kwargs={"on_ready": ready.append}, daemon=True

@@ -6,9 +6,10 @@ import base64
 import json
 
 import pytest
-from emulator_support import CLIENT_ID, DOMAIN, SECRET, TENANT_ID, TRACES, FakeClock, Graph
+from emulator_support import CLIENT_ID, DOMAIN, SECRET, TENANT_ID, TRACES, Graph
 
 from o365emulator.settings import MESSAGE_TRACE_ROLE
+from support import FakeClock
 
 
 def claims_of(token: str) -> dict:
@@ -29,7 +30,7 @@ def test_v2_token_success_carries_the_documented_claims(graph: Graph, clock: Fak
     assert claims["tid"] == TENANT_ID
     assert claims["appid"] == CLIENT_ID
     assert claims["roles"] == [MESSAGE_TRACE_ROLE]
-    assert claims["iat"] == int(clock.now.timestamp())
+    assert claims["iat"] == int(clock.now().timestamp())
     assert claims["exp"] == claims["iat"] + 3599
     assert SECRET not in response.text
 

@@ -20,7 +20,6 @@ from emulator_support import (
     SECRET,
     TENANT_ID,
     TRACES,
-    FakeClock,
     Graph,
     make_settings,
     window_filter,
@@ -29,6 +28,7 @@ from emulator_support import (
 from o365emulator import EmulatorSettings
 from o365emulator.dataset import STATUSES
 from o365emulator.settings import EmulatorSettingsError, settings_from_mapping
+from support import FakeClock
 
 ROWS = 600
 PREFER = {"Prefer": "include-unknown-enum-members"}

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from emulator_support import ANCHOR, TENANT_ID, TRACES, FakeClock, Graph, status_at, window_filter
+from emulator_support import ANCHOR, TENANT_ID, TRACES, Graph, status_at, window_filter
+
+from support import FakeClock
 
 
 def when(text: str) -> datetime:
@@ -14,7 +16,7 @@ def when(text: str) -> datetime:
 
 def lookup(graph: Graph, row: dict, clock: FakeClock) -> list[dict]:
     """Serve the row's (id, recipient) at the clock's current time."""
-    now = clock.now.replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     received = when(row["receivedDateTime"]).replace(microsecond=0)
     filt = (
         window_filter(received - timedelta(seconds=1), now)
@@ -40,9 +42,9 @@ def test_late_row_appears_only_after_its_visibility_time(
         and when(r["history"][0]["visible_at"]) > ANCHOR
     )
     visible_at = when(row["history"][0]["visible_at"])
-    clock.now = visible_at - timedelta(seconds=1)
+    clock.set(visible_at - timedelta(seconds=1))
     assert lookup(graph, row, clock) == []
-    clock.now = visible_at
+    clock.set(visible_at)
     served = lookup(graph, row, clock)
     assert [(r["id"], r["recipientAddress"]) for r in served] == [
         (row["id"], row["recipientAddress"])
@@ -68,10 +70,10 @@ def test_status_changes_over_time_and_never_repeat(
         and when(r["history"][0]["visible_at"]) > ANCHOR - timedelta(days=1)
     )
     for step in row["history"]:
-        clock.now = when(step["visible_at"])
+        clock.set(when(step["visible_at"]))
         assert [r["status"] for r in lookup(graph, row, clock)] == [step["status"]]
-        clock.now -= timedelta(microseconds=1)
-        previous = status_at(row, clock.now)
+        clock.set(clock.now() - timedelta(microseconds=1))
+        previous = status_at(row, clock.now())
         assert [r["status"] for r in lookup(graph, row, clock)] == ([previous] if previous else [])
 
 
@@ -89,7 +91,7 @@ def test_details_follow_the_current_status(
     url = (
         f"{TRACES}/{row['id']}/getDetailsByRecipient(recipientAddress='{row['recipientAddress']}')"
     )
-    clock.now = when(row["history"][0]["visible_at"])
+    clock.set(when(row["history"][0]["visible_at"]))
     body = graph.get(url).json()
     assert body["@odata.context"].endswith(
         "#Collection(microsoft.graph.exchangeMessageTraceDetail)"
@@ -97,7 +99,7 @@ def test_details_follow_the_current_status(
     events = [d["event"] for d in body["value"]]
     assert events[0] == "Receive"
     assert "Deliver" not in events
-    clock.now = when(row["history"][1]["visible_at"])
+    clock.set(when(row["history"][1]["visible_at"]))
     detail = graph.get(url).json()["value"]
     assert detail[-1]["event"] == "Deliver"
     assert {d["id"] for d in detail} == {row["id"]}
@@ -135,12 +137,12 @@ def test_live_rows_keep_arriving_after_the_anchor(serve, clock: FakeClock) -> No
     graph = serve(rows=500, live_rows_per_sec=1.0, live_secs=600, late_fraction=0.0)
     truth = graph.emulator.ground_truth(TENANT_ID)
     assert len(truth) == 1100
-    clock.now = ANCHOR + timedelta(minutes=5)
+    clock.set(ANCHOR + timedelta(minutes=5))
     before = len(graph.all_pages()[0])
-    clock.now = ANCHOR + timedelta(minutes=12)
+    clock.set(ANCHOR + timedelta(minutes=12))
     after = len(graph.all_pages()[0])
     assert after - before > 200
-    visible_by = graph.emulator.ground_truth(TENANT_ID, visible_by=clock.now)
+    visible_by = graph.emulator.ground_truth(TENANT_ID, visible_by=clock.now())
     assert len(visible_by) == after + sum(
-        1 for r in visible_by if when(r["receivedDateTime"]) < clock.now - timedelta(hours=48)
+        1 for r in visible_by if when(r["receivedDateTime"]) < clock.now() - timedelta(hours=48)
     )

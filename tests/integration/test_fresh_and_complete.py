@@ -33,6 +33,7 @@ from werkzeug import Request, Response
 pytestmark = pytest.mark.integration
 
 RUN_SECS = 75
+TAIL_SECS = 13  # after the fault matrix's last step (the sink is back at 62 s of 75)
 SLOWEST_RESWEEP_SECS = 20  # the longest period among the scaled re-sweeps below
 COLLECTION = {
     "initial_lookback_secs": 900,
@@ -111,6 +112,9 @@ def _check(tmp_path, emulator, started, stopped):
     assert not repeated, f"{len(repeated)} facts delivered twice, e.g. {repeated[:3]}"
     first_start = started - timedelta(seconds=COLLECTION["initial_lookback_secs"] - 5)
     # Everything visible one slow re-sweep period (plus slack) before the stop must be there.
+    # Kept on purpose: this is the completeness guarantee of the re-sweep schedule (every
+    # fact is re-read within its period), not a speed target. The p50/p99 freshness figures
+    # below are only printed; bench/ holds the targets.
     cutoff = stopped - timedelta(seconds=SLOWEST_RESWEEP_SECS + 10)
     due, rows = _facts_due(truth, first_start, started, cutoff)
     assert len(due) > 500
@@ -150,6 +154,14 @@ def test_late_rows_and_status_changes_arrive_complete(tmp_path):
         assert stats["throttled"] == 0
     finally:
         emulator.stop()
+
+
+def _wait_until(failure: str, condition, seconds: float = 120) -> None:
+    """Poll ``condition``; the deadline only stops a hung run (it is no speed target)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.2)
 
 
 class FlakyIngest:
@@ -198,6 +210,9 @@ def test_fault_matrix_ends_with_nothing_missing(tmp_path, httpserver):
             (56, "sink outage", None),  # the SIEM answers 503 for 6 s: every sink waits
             (62, "sink back", None),
         ]
+        # The times only pace the steps (a step may come later, never earlier): whether a
+        # fault was felt is waited for as an event, so no assertion rests on how fast the
+        # collector got through the previous step.
         begin = time.monotonic()
         for at, what, rules in schedule:
             time.sleep(max(0.0, at - (time.monotonic() - begin)))
@@ -206,11 +221,17 @@ def test_fault_matrix_ends_with_nothing_missing(tmp_path, httpserver):
                 proc = start_collector(config)
             elif what == "sink outage":
                 ingest.down.set()
+                _wait_until("the sink outage was never felt", lambda: ingest.refused > 0)
             elif what == "sink back":
                 ingest.down.clear()
             else:
                 assert httpx.post(faults, json=rules).status_code == 200, what
-        time.sleep(max(0.0, RUN_SECS - (time.monotonic() - begin)))
+        _wait_until(
+            "not every fault was exercised",
+            lambda: httpx.get(faults).json()["pending"] == 0,
+        )
+        # then a quiet tail at least as long as the schedule's, for the re-sweeps to catch up
+        time.sleep(max(TAIL_SECS, RUN_SECS - (time.monotonic() - begin)))
         stopped = now()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0

@@ -87,8 +87,20 @@ def test_metrics_and_readiness_move_during_a_run(tmp_path):
             time.sleep(0.3)
         assert first is not None, "metrics endpoint never answered"
         assert httpx.get(f"{base}/healthz").status_code == 200
-        time.sleep(6)
-        second = httpx.get(f"{base}/metrics").text
+        # Wait for the run to move on (more events sent, more requests answered) instead of
+        # for a fixed time; the deadline only stops a hung run.
+        sent_first = _metric(first, "component_sent_events_total", sink="file")
+        ok_first = _metric(first, "http_requests_total", status_class="2xx")
+        second = first
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            second = httpx.get(f"{base}/metrics", timeout=2).text
+            if (
+                _metric(second, "component_sent_events_total", sink="file") > sent_first
+                and _metric(second, "http_requests_total", status_class="2xx") > ok_first
+            ):
+                break
         ready = httpx.get(f"{base}/readyz")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
@@ -100,6 +112,9 @@ def test_metrics_and_readiness_move_during_a_run(tmp_path):
     assert _metric(second, "http_requests_total", status_class="2xx") > _metric(
         first, "http_requests_total", status_class="2xx"
     )
+    # Kept: 120 s is the configured readiness_max_lag_secs, so this is the readiness rule
+    # itself (checked again through /readyz below), not a speed target; with a 1 s poll
+    # interval the lag stays a few seconds, a margin of more than ten times.
     assert _metric(second, "checkpoint_lag_seconds", tenant="itest") < 120
     assert _metric(second, "buffer_pushed_events_total", sink="file") >= sent_after
     assert ready.status_code == 200, ready.text

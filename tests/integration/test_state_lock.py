@@ -108,11 +108,11 @@ def test_a_second_state_writer_is_refused_while_readers_work_and_sigkill_leaves_
             assert first.poll() is None, (tmp_path / "collector.log").read_text()[-2000:]
 
             # 1. The same config again, as `run --once`: refused at once, nothing started.
-            started = time.monotonic()
+            # "At once" is checked as events, not as a duration: the daemon holds the lock
+            # for as long as it runs, so a second process that waited for it would never
+            # exit (run_collector's timeout ends it), and nothing of a run may appear.
             second = run_collector(config, "--once", timeout=60)
-            elapsed = time.monotonic() - started
             _assert_refused(second, state, first.pid)
-            assert elapsed < 15, f"the refusal took {elapsed:.1f} s"
             assert "Collector started" not in second.stderr + second.stdout
 
             # ... and one with its own sink on the same state: it delivers nothing.

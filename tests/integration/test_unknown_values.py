@@ -29,6 +29,7 @@ from harness import (
 from o365collector.sources.graph.statuses import KNOWN_STATUSES
 from o365emulator import Emulator
 from o365emulator.settings import settings_from_mapping
+from support import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -37,27 +38,17 @@ ROWS = 400
 # ``Prefer: include-unknown-enum-members``; the collector sends it, so users see the name.
 
 
-class MovableClock:
-    """The emulator's clock: stays where the test puts it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
 
 
 @pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock(datetime.now(UTC).replace(microsecond=0))
-
-
-@pytest.fixture
-def emulator(clock: MovableClock) -> Iterator[Emulator]:
+def emulator(clock: FakeClock) -> Iterator[Emulator]:
     settings = emulator_settings(
         ROWS,
         history_secs=3600,
-        anchor=iso(clock.now - timedelta(minutes=5)),
+        anchor=iso(clock.now() - timedelta(minutes=5)),
         late_fraction=0.0,
         status_change_fraction=0.0,
         extra_statuses=["recalled"],
@@ -65,14 +56,14 @@ def emulator(clock: MovableClock) -> Iterator[Emulator]:
         extra_status_secs=[7200.0, 7200.0],
         tenant={"quota_requests": 10_000},
     )
-    emulator = Emulator(settings_from_mapping(settings), clock=clock)
+    emulator = Emulator(settings_from_mapping(settings), clock=clock.now)
     emulator.start()
     yield emulator
     emulator.stop()
 
 
 def test_unknown_status_is_delivered_untouched_then_its_known_status_as_a_new_fact(
-    emulator: Emulator, clock: MovableClock, tmp_path
+    emulator: Emulator, clock: FakeClock, tmp_path
 ) -> None:
     config = collector_config(tmp_path, emulator.base_url)
     first = run_collector(config, "--once")
@@ -84,7 +75,7 @@ def test_unknown_status_is_delivered_untouched_then_its_known_status_as_a_new_fa
     assert len(unknown) > ROWS * 0.3
     assert {e["record"]["status"] for e in unknown} == {"recalled"}  # as Graph spelled it
 
-    clock.now += timedelta(hours=3)  # every row shows its own status again
+    clock.advance(hours=3)  # every row shows its own status again
     second = run_collector(config, "--once")
     assert second.returncode == 0, second.stderr[-3000:]
 

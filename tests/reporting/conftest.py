@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,26 +28,7 @@ from o365collector.http.auth import TokenProvider
 from o365collector.http.budget import RequestBudget
 from o365collector.http.client import ApiClient
 from o365emulator import Emulator
-
-
-class FakeClock:
-    """A Clock whose ``sleep`` advances time at once and records what was asked."""
-
-    def __init__(self, start: datetime) -> None:
-        self._start = start
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=self.t)
-
-    def monotonic(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += max(0.0, seconds)
-        await asyncio.sleep(0)
+from support import FakeClock
 
 
 @pytest.fixture

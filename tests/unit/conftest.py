@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -15,34 +13,12 @@ from o365collector.config.model import RetrySettings
 from o365collector.http.auth import TokenProvider
 from o365collector.http.budget import RequestBudget
 from o365collector.http.client import ApiClient
-
-
-class FakeClock:
-    """A Clock whose ``sleep`` advances time instantly (and records what was asked)."""
-
-    def __init__(self, start: datetime = EPOCH) -> None:
-        self._start = start
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=self.t)
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += max(0.0, seconds)
-        await asyncio.sleep(0)
+from support import FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(EPOCH)
 
 
 Handler = Callable[[httpx.Request], httpx.Response]

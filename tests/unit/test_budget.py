@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from o365collector.http.budget import RequestBudget
+from support import FakeClock
 
 
 async def _spend(budget: RequestBudget) -> None:
     async with budget.spend():
         pass
+
+
+async def _until(condition: Callable[[], bool], turns: int = 100) -> None:
+    """Let the event loop run until ``condition`` holds (no time passes on the fake clock)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"not reached in {turns} event-loop turns")
 
 
 def _max_in_any_window(times: list[float], window: float) -> int:
@@ -150,18 +161,26 @@ async def test_429_lowers_the_limit_and_it_recovers(clock) -> None:
 
 
 async def test_a_live_request_is_not_held_behind_a_background_wait() -> None:
-    from o365collector.clock import SystemClock
-
-    budget = RequestBudget(2, 60.0, SystemClock(), reserve_share=0.5, background_priority=3)
+    # Time stands still unless the test moves it: the background request stays parked in
+    # the clock's sleep, and the live one must be granted without any time passing.
+    clock = FakeClock(sleep_advances=False)
+    budget = RequestBudget(2, 60.0, clock, reserve_share=0.5, background_priority=3)
     async with budget.spend(3):
         pass
 
     async def background() -> None:
-        async with budget.spend(3):  # over the background share: waits ~60 s
+        async with budget.spend(3):  # over the background share: waits 60 s
             pass
 
     waiting = asyncio.create_task(background())
-    await asyncio.sleep(0.05)
-    await asyncio.wait_for(_spend(budget), timeout=2)  # live: uses the reserve at once
+    await _until(lambda: clock.sleeping == 1)  # the background request is waiting
+    live = asyncio.create_task(_spend(budget))
+    await _until(live.done)  # live: uses the reserve at once
+    await live
+    assert clock.monotonic() == 0
     assert budget.used == 2
-    waiting.cancel()
+    assert not waiting.done()
+    clock.advance(60)  # both t=0 slots leave the window: the background one goes
+    await _until(waiting.done)
+    await waiting
+    assert budget.used == 3
