@@ -35,6 +35,7 @@ from o365collector.pipeline.offered import OfferedReportWorker
 from o365collector.pipeline.stream import StreamIdentity, StreamWorker
 from o365collector.planning.lanes import BandLane, Priority, WatermarkLane
 from o365collector.planning.plan import stream_plan
+from o365collector.sinks.base import Sink
 from o365collector.sinks.factory import build_sink
 from o365collector.sources.factory import build_source
 from o365collector.sources.reporting.discovery import ServiceDocument
@@ -114,10 +115,32 @@ class Collector:
 
     async def _run(self) -> RunResult:
         settings = self.settings
-        store = open_state(settings)
-        apply_configured_resets(settings, store, self.clock.now())  # reset_persistence_auth
+        async with contextlib.AsyncExitStack() as held:  # released in reverse order
+            store = open_state(settings)
+            held.callback(store.close)
+            apply_configured_resets(settings, store, self.clock.now())  # reset_persistence_auth
+            self._install_signals()
+            held.callback(self._remove_signals)
+            runners = await self._start_sinks(held)
+            await self._start_health(held, runners)
+            workers = self._select(self._stream_workers(held, Dispatcher(runners), store), store)
+            log.info(
+                "Collector started.",
+                version=__version__,
+                tenants=len(settings.tenants),
+                streams=len(workers),
+                sinks=[r.sink.name for r in runners],
+                once=self.options.once,
+            )
+            await self._wait_for_workers([asyncio.create_task(self._supervise(w)) for w in workers])
+        log.info("Collector stopped.", failures=len(self.result.failures))
+        return self.result
+
+    async def _start_sinks(self, held: contextlib.AsyncExitStack) -> list[SinkRunner]:
+        """Build, start and run every sink; ``held`` stops and closes them."""
+        settings = self.settings
         dead_letter = DeadLetter(settings.state_dir / "dead-letter")
-        sinks = [build_sink(s, i, self.clock) for i, s in enumerate(settings.sinks)]
+        sinks = [build_sink(s, self.clock) for s in settings.sinks]
         runners = [
             SinkRunner(
                 sink,
@@ -130,50 +153,35 @@ class Collector:
             )
             for sink, cfg in zip(sinks, settings.sinks, strict=True)
         ]
-        clients: list[httpx.AsyncClient] = []
-        tls: dict[Path | None, ssl.SSLContext] = {}
-        sink_tasks: list[asyncio.Task[None]] = []
+        held.push_async_callback(_close_sinks, sinks)
+        for sink in sinks:
+            await sink.start()
+        tasks = [asyncio.create_task(r.run()) for r in runners]
+        held.push_async_callback(_cancel, tasks)
+        return runners
+
+    async def _start_health(
+        self, held: contextlib.AsyncExitStack, runners: list[SinkRunner]
+    ) -> None:
+        """Serve health and metrics, when configured; ``held`` closes the server."""
         health = self._health_server(runners)
-        self._install_signals()
-        try:
-            if health is not None:
-                await health.start()
-                self.health = health
-            for sink in sinks:
-                await sink.start()
-            sink_tasks = [asyncio.create_task(r.run()) for r in runners]
-            dispatcher = Dispatcher(runners)
-            workers = []
-            for tenant in settings.tenants:
-                client = _http_client(tenant, settings, tls)
-                clients.append(client)
-                workers.extend(self._tenant_workers(tenant, client, dispatcher, store))
-            workers = self._select(workers, store)
-            log.info(
-                "Collector started.",
-                version=__version__,
-                tenants=len(settings.tenants),
-                streams=len(workers),
-                sinks=[s.name for s in sinks],
-                once=self.options.once,
-            )
-            tasks = [asyncio.create_task(self._supervise(w)) for w in workers]
-            await self._wait_for_workers(tasks)
-        finally:
-            for task in sink_tasks:
-                task.cancel()
-            await asyncio.gather(*sink_tasks, return_exceptions=True)
-            for sink in sinks:
-                with contextlib.suppress(Exception):
-                    await sink.close()
-            for client in clients:
-                await client.aclose()
-            if health is not None:
-                await health.close()
-            store.close()
-            self._remove_signals()
-        log.info("Collector stopped.", failures=len(self.result.failures))
-        return self.result
+        if health is None:
+            return
+        held.push_async_callback(health.close)
+        await health.start()
+        self.health = health
+
+    def _stream_workers(
+        self, held: contextlib.AsyncExitStack, dispatcher: Dispatcher, store: StreamState
+    ) -> list[StreamWorker]:
+        """Every tenant's stream workers, each tenant with its HTTP client (closed by ``held``)."""
+        tls: dict[Path | None, ssl.SSLContext] = {}
+        workers: list[StreamWorker] = []
+        for tenant in self.settings.tenants:
+            client = _http_client(tenant, self.settings, tls)
+            held.push_async_callback(client.aclose)
+            workers.extend(self._tenant_workers(tenant, client, dispatcher, store))
+        return workers
 
     def _select(self, workers: list[StreamWorker], store: StreamState) -> list[StreamWorker]:
         """Apply the ``streams`` filter and the ``lanes`` override (see ``__init__``)."""
@@ -369,3 +377,16 @@ def _http_client(
         headers={"User-Agent": f"o365collector/{__version__}"},
         follow_redirects=False,
     )
+
+
+async def _close_sinks(sinks: list[Sink]) -> None:
+    """Close every sink; one that fails to close does not keep the others open."""
+    for sink in sinks:
+        with contextlib.suppress(Exception):
+            await sink.close()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
