@@ -12,7 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from sinks_servers import RSYSLOG_SKIP, RSYSLOGD, Rsyslog, stop_osmem
-from sinks_support import Certs, FakeClock, make_certs
+from sinks_support import Certs, make_certs, sink_clock
+
+from support import FakeClock
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +24,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return sink_clock()
 
 
 @pytest.fixture(scope="session")

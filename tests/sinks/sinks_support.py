@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import socket
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import trustme
 
 from o365collector.event import Event, event_id
+from support import FakeClock
 
 EPOCH = datetime(2026, 11, 22, 8, 30, 0, tzinfo=UTC)
 TENANT = "contoso"
@@ -60,28 +60,9 @@ def make_events(count: int, start: int = 0) -> list[Event]:
     return [make_event(n) for n in range(start, start + count)]
 
 
-class FakeClock:
-    """A clock whose time moves only when told (or when something sleeps)."""
-
-    def __init__(self) -> None:
-        self._mono = 1000.0
-        self._now = EPOCH
-        self.sleeps: list[float] = []
-
-    def now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def advance(self, seconds: float) -> None:
-        self._mono += seconds
-        self._now += timedelta(seconds=seconds)
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.advance(seconds)
-        await asyncio.sleep(0)
+def sink_clock() -> FakeClock:
+    """The suite's fake clock at the sink tests' epoch (monotonic readings from 1000 s)."""
+    return FakeClock(EPOCH, monotonic_start=1000.0)
 
 
 @dataclass

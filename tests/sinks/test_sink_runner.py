@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from sinks_support import FakeClock, make_event, make_events
+from sinks_support import make_event, make_events
 
 from o365collector.config.model import RetrySettings
 from o365collector.event import Event
 from o365collector.observability import metrics
 from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner, reason_label
 from o365collector.sinks.base import DeliveryResult, Outcome
+from support import FakeClock
 
 RETRY = RetrySettings(initial_interval_secs=1.0, multiplier=2.0, max_interval_secs=8.0)
 

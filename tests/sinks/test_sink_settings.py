@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
-from sinks_support import Certs, FakeClock, make_event, make_events
+from sinks_support import Certs, make_event, make_events, sink_clock
 
 from o365collector.config.loader import parse_settings
 from o365collector.config.sinks import SinkSettings, sink_types
@@ -40,7 +40,7 @@ def test_every_type_is_accepted_and_buildable(certs: Certs, tmp_path: Path) -> N
     ]
     assert sorted(sink_types()) == sorted(c["type"] for c in configs)
     for config in configs:
-        sink = build_sink(ADAPTER.validate_python(config), FakeClock())
+        sink = build_sink(ADAPTER.validate_python(config), sink_clock())
         assert sink.name == config["type"]
 
 
@@ -102,7 +102,7 @@ def test_loader_reads_secret_files_and_never_prints_them(tmp_path: Path) -> None
     )
     sink_settings = settings.sinks[0]
     assert "sekoia-key-from-file-77" not in repr(sink_settings)
-    build_sink(sink_settings, FakeClock())
+    build_sink(sink_settings, sink_clock())
     assert redact("sent sekoia-key-from-file-77 to intake") == "sent *** to intake"
     with pytest.raises(ConfigError) as caught:
         parse_settings(
