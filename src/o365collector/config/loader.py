@@ -14,19 +14,8 @@ from o365collector.config.compat import translate_foreign
 from o365collector.config.model import Settings
 from o365collector.config.sinks import sink_types
 from o365collector.errors import ConfigError
-from o365collector.observability.redact import register_secret
+from o365collector.observability.redact import SECRET_KEYS, register_secret
 
-SECRET_KEYS = frozenset(
-    {
-        "client_secret",
-        "password",
-        "account_password",
-        "intake_key",
-        "token",
-        "api_key",
-        "private_key_password",
-    }
-)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

@@ -6,6 +6,19 @@ import re
 import threading
 
 _MASK = "***"
+# Configuration keys whose values are secrets (and ``<key>_file`` holds one): never shown
+# in an error, a log line or ``state show``, whichever layout (native, Devo, Sekoia) used them.
+SECRET_KEYS = frozenset(
+    {
+        "client_secret",
+        "password",
+        "account_password",
+        "intake_key",
+        "token",
+        "api_key",
+        "private_key_password",
+    }
+)
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None

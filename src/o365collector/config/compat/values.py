@@ -7,11 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from o365collector.observability.redact import register_secret
+from o365collector.observability.redact import SECRET_KEYS, register_secret
 
-SECRET_PARAMS = frozenset(
-    {"password", "account_password", "client_secret", "intake_key", "private_key_password"}
-)
+SECRET_PARAMS = SECRET_KEYS  # one list for every layout
 _PLACEHOLDER = re.compile(r"^<[^<>\s]+>$")
 EMAIL = re.compile(r"^[^@\s]+@([^@\s]+\.[^@\s]+)$")  # group 1: the domain
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
