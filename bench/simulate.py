@@ -4,11 +4,13 @@
 
 Hours of collection take seconds: the event loop's clock is virtual and jumps to the next
 timer whenever nothing is ready, and every wait of the collector (budget, polls, re-sweep
-periods, Retry-After) runs on that loop. The collector code is unchanged; only its edges
-are replaced: HTTP goes to ``Emulator.dispatch`` in-process (no sockets), the emulator
-and the collector share the virtual clock, the JSON-lines sink writes inline instead of
-in a thread (a thread would let virtual time run while it works) and stamps
-``delivered_at`` with virtual time. Used by ``economy.py`` for the budget and request
+periods, Retry-After) runs on that loop. The collector code is unchanged; its edges are
+passed in through ``Collector``'s seams, nothing is patched: HTTP goes to
+``Emulator.dispatch`` in-process (``http_client_factory``, no sockets), the emulator and
+the collector share the virtual clock (``clock``, which also stamps ``delivered_at``),
+and the JSON-lines sink writes inline instead of in a thread (``executor``: a thread
+would let virtual time run while it works). Requests are counted per lane by the name
+of the task that sends them. Used by ``economy.py`` for the budget and request
 counts that need hours of collection with the default settings.
 
 SPEC: ``{"emulator": {...emulator settings, no anchor...}, "collection": {...},
@@ -19,11 +21,11 @@ SPEC: ``{"emulator": {...emulator settings, no anchor...}, "collection": {...},
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import selectors
 import sys
 import tempfile
 import time
+from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,6 @@ if str(ROOT) not in sys.path:
 from bench.common import CLIENT_ID, SECRET, tenant_id  # noqa: E402
 
 HOST = "emulator.invalid"
-LANE: contextvars.ContextVar[str] = contextvars.ContextVar("lane", default="token")
 
 
 class _VirtualSelector(selectors.DefaultSelector):
@@ -114,39 +115,28 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
         content = answer.body if isinstance(answer.body, bytes) else b"".join(answer.body)
         if "/oauth2/" not in request.url.path:
             rows = content.count(b'"recipientAddress"') if answer.status == 200 else 0
-            self.log.append((self.clock.loop.virtual, LANE.get(), answer.status, rows))
+            self.log.append((self.clock.loop.virtual, _lane(), answer.status, rows))
         return httpx.Response(answer.status, headers=answer.headers, content=content)
 
 
-def _patch(emulator: Any, clock: VirtualClock) -> EmulatorTransport:
-    """Replace the collector's edges: HTTP client, thread offload, delivery stamp, lane tag."""
-    from o365collector import app
-    from o365collector.pipeline import lane
-    from o365collector.sinks.jsonl import sink as jsonl
+def _lane() -> str:
+    """The lane of the running task (lane tasks are named ``lane <name> of …``)."""
+    task = asyncio.current_task()
+    name = "" if task is None else task.get_name()
+    return name.split()[1] if name.startswith("lane ") else "token"
 
-    transport = EmulatorTransport(emulator, clock)
-    app._http_client = lambda tenant, settings, tls=None: httpx.AsyncClient(transport=transport)  # type: ignore[assignment]
 
-    async def inline(func: Any, /, *args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
+class InlineExecutor(Executor):
+    """Runs blocking work at once, on the loop's thread: a thread would let virtual time run."""
 
-    asyncio.to_thread = inline  # type: ignore[assignment]
-
-    def stamp() -> str:
-        return clock.now().isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-    jsonl.delivered_at = stamp  # type: ignore[assignment]
-    original = lane.WindowReader.read
-
-    async def read(self: Any, *args: Any, **kwargs: Any) -> bool:
-        token = LANE.set(self.lane)
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn`` now; its result (or exception) is ready in the returned future."""
+        future: Future[Any] = Future()
         try:
-            return await original(self, *args, **kwargs)
-        finally:
-            LANE.reset(token)
-
-    lane.WindowReader.read = read  # type: ignore[method-assign]
-    return transport
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the awaiting coroutine
+            future.set_exception(exc)
+        return future
 
 
 def _config(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
@@ -215,13 +205,19 @@ def simulate(spec: dict[str, Any]) -> dict[str, Any]:
     began = time.monotonic()
     emulator = Emulator(emu_settings, clock=clock.now)
     generated = time.monotonic() - began
-    transport = _patch(emulator, clock)
+    transport = EmulatorTransport(emulator, clock)
     with tempfile.TemporaryDirectory(prefix="o365sim-") as folder:
         workdir = Path(folder)
         settings = parse_settings(_config(spec, workdir))
         once = bool(spec.get("once"))
         options = RunOptions(once=once, install_signal_handlers=False)
-        collector = Collector(settings, options, clock=clock)
+        collector = Collector(
+            settings,
+            options,
+            clock=clock,
+            http_client_factory=lambda *_: httpx.AsyncClient(transport=transport),
+            executor=InlineExecutor(),
+        )
         if not once:
             loop.call_later(float(spec["duration_secs"]), collector.stop.set)
         began = time.monotonic()

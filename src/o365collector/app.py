@@ -8,6 +8,7 @@ import dataclasses
 import signal
 import ssl
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,12 @@ class RunOptions:
     install_signal_handlers: bool = True
 
 
+HttpClientFactory = Callable[
+    [TenantSettings, Settings, dict[Path | None, ssl.SSLContext]], httpx.AsyncClient
+]
+"""Builds one tenant's HTTP client: ``(tenant, settings, tls contexts shared by CA bundle)``."""
+
+
 class Collector:
     """Everything one ``run`` needs, built from Settings."""
 
@@ -83,12 +90,19 @@ class Collector:
         progress: Progress | None = None,
         lanes: list[WatermarkLane | BandLane] | None = None,
         streams: set[str] | None = None,
+        http_client_factory: HttpClientFactory | None = None,
+        executor: Executor | None = None,
     ) -> None:
         """Build the collector; nothing runs until :meth:`run`.
 
         ``lanes`` replaces every stream's lanes (``backfill`` runs one bounded lane) and
-        ``streams`` limits which configured streams run.
+        ``streams`` limits which configured streams run. The edges a caller may replace:
+        ``clock`` (every wait, timestamp and budget window), ``http_client_factory`` (each
+        tenant's HTTP client; default :func:`default_http_client`) and ``executor`` (where
+        blocking file writes run; default the event loop's thread pool).
         """
+        self.http_client_factory = http_client_factory or default_http_client
+        self.executor = executor
         self.lanes = lanes
         self.streams = streams
         self.settings = settings
@@ -140,7 +154,7 @@ class Collector:
         """Build, start and run every sink; ``held`` stops and closes them."""
         settings = self.settings
         dead_letter = DeadLetter(settings.state_dir / "dead-letter")
-        sinks = [build_sink(s, self.clock) for s in settings.sinks]
+        sinks = [build_sink(s, self.clock, executor=self.executor) for s in settings.sinks]
         runners = [
             SinkRunner(
                 sink,
@@ -150,6 +164,7 @@ class Collector:
                 dead_letter=dead_letter,
                 clock=self.clock,
                 when_full=cfg.when_full,
+                executor=self.executor,
             )
             for sink, cfg in zip(sinks, settings.sinks, strict=True)
         ]
@@ -178,7 +193,7 @@ class Collector:
         tls: dict[Path | None, ssl.SSLContext] = {}
         workers: list[StreamWorker] = []
         for tenant in self.settings.tenants:
-            client = _http_client(tenant, self.settings, tls)
+            client = self.http_client_factory(tenant, self.settings, tls)
             held.push_async_callback(client.aclose)
             workers.extend(self._tenant_workers(tenant, client, dispatcher, store))
         return workers
@@ -257,7 +272,6 @@ class Collector:
                 dedup,
                 self.clock,
                 self.progress.stream(tenant.label, name),
-                self.gate,
             )
             if built.needs_reports:
                 workers.append(
@@ -352,7 +366,7 @@ class Collector:
             loop.remove_signal_handler(sig)
 
 
-def _http_client(
+def default_http_client(
     tenant: TenantSettings,
     settings: Settings,
     tls: dict[Path | None, ssl.SSLContext] | None = None,

@@ -4,13 +4,14 @@ A page of 5,000 rows costs several MiB from its body to its encoded lines. Witho
 every lane of every tenant may hold one while it waits for room in the sinks' queues, and
 each sink queue holds more, so memory grows with the number of tenants. The gate is taken
 right before a page's request is sent (after the tenant's budget slot, so a throttled
-tenant never holds one), by the task reading the page, and released when every sink
-acknowledged the page's events (or at once if the page brings none, or if the request
-failed). Waiting lanes are served by budget priority: live reads before re-sweeps before
-history.
+tenant never holds one) and released when every sink acknowledged the page's events (or
+at once if the page brings none, or if the request failed). Waiting lanes are served by
+budget priority: live reads before re-sweeps before history.
 
-A task holds at most one permit that it has not handed to a page yet: a source that needs
-several requests for one page (retries, a token renewal) takes one permit for all of them.
+The place is a value, a :class:`Permit`, that travels with the page: the request returns
+it with the body (``ApiClient.get_page``), the source puts it on the ``Page`` it yields,
+and the lane ties its release to the page's acknowledgement. Whoever holds a permit
+releases it; nothing is looked up by task.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Permit:
 
     __slots__ = ("_gate",)
 
-    def __init__(self, gate: PageGate | None) -> None:
+    def __init__(self, gate: PageGate | None = None) -> None:
         """A permit of ``gate`` (``None``: a permit that holds nothing)."""
         self._gate = gate
 
@@ -45,16 +46,14 @@ class PageGate:
         self.in_use = 0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
-        self._held: dict[asyncio.Task[object] | None, Permit] = {}
 
-    async def acquire(self, priority: int = 0) -> None:
-        """Take a place for the page this task is about to request (no-op if it has one)."""
-        task = asyncio.current_task()
-        if task in self._held:
-            return
+    async def acquire(self, priority: int = 0) -> Permit:
+        """Wait for a place for a page about to be requested; the caller owns the permit.
+
+        ``priority``: lower is served first among waiters (then first come, first served).
+        """
         if self.limit is None:
-            self._held[task] = Permit(None)
-            return
+            return Permit(None)
         if self.in_use < self.limit and not self._waiters:
             self.in_use += 1
         else:
@@ -66,17 +65,7 @@ class PageGate:
                 if future.done() and not future.cancelled():
                     self._release_one()  # granted but no longer wanted
                 raise
-        self._held[task] = Permit(self)
-
-    def claim(self) -> Permit:
-        """The permit this task holds, now owned by the caller (a no-op permit if none)."""
-        return self._held.pop(asyncio.current_task(), None) or Permit(None)
-
-    def release_mine(self) -> None:
-        """Release this task's unclaimed permit, if any (a failed or abandoned request)."""
-        permit = self._held.pop(asyncio.current_task(), None)
-        if permit is not None:
-            permit.release()
+        return Permit(self)
 
     @property
     def waiting(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
@@ -220,12 +221,10 @@ async def test_a_page_request_keeps_its_place_in_the_page_gate(api_factory) -> N
 
     api = api_factory(Graph(httpx.Response(200, json=OK_BODY)))
     api.gate = PageGate(1)
-    body = await api.get_json(
-        URL, scope=SCOPE, classify=classify_graph, api="graph", hold_page=True
-    )
+    body, permit = await api.get_page(URL, scope=SCOPE, classify=classify_graph, api="graph")
     assert body == OK_BODY
     assert api.gate.in_use == 1  # left to the reader, released once the sinks have the page
-    api.gate.claim().release()
+    permit.release()
     assert api.gate.in_use == 0
     await _get(api)  # not a page: no place taken
     assert api.gate.in_use == 0
@@ -238,8 +237,23 @@ async def test_a_failed_page_request_gives_its_place_back(api_factory, clock) ->
     api = api_factory(graph)
     api.gate = PageGate(1)
     with pytest.raises(PermissionDeniedError):
-        await api.get_json(URL, scope=SCOPE, classify=classify_graph, api="graph", hold_page=True)
+        await api.get_page(URL, scope=SCOPE, classify=classify_graph, api="graph")
     assert len(graph.api_requests) == 2  # retried once, then refused
+    assert api.gate.in_use == 0
+
+
+async def test_a_retried_page_request_holds_one_place(api_factory, clock) -> None:
+    from o365collector.page_gate import PageGate
+
+    graph = Graph(httpx.Response(503), httpx.Response(200, json=OK_BODY))
+    api = api_factory(graph)
+    api.gate = PageGate(1)
+    body, permit = await asyncio.wait_for(
+        api.get_page(URL, scope=SCOPE, classify=classify_graph, api="graph"), 5
+    )  # a retry of the same page: no second place, no deadlock
+    assert body == OK_BODY and len(graph.api_requests) == 2
+    assert api.gate.in_use == 1
+    permit.release()
     assert api.gate.in_use == 0
 
 

@@ -48,7 +48,7 @@ class GatedSource:
         self, window: TimeWindow, resume_link: str | None, *, priority: int = 0
     ) -> AsyncIterator[Page]:
         for index in range(self.count):
-            await self.gate.acquire(priority)
+            permit = await self.gate.acquire(priority)
             await asyncio.sleep(0)  # the response arrives
             records: list[dict[str, Any]] = [
                 Row(id=f"{self.name}-{index}-{row}", recipientAddress="r@c", status="ok")
@@ -58,8 +58,11 @@ class GatedSource:
             # every record of every page still referenced anywhere (reader, queues, sink)
             self.peak[0] = max(self.peak[0], len(ALIVE))
             facts = row_facts(records, self.key_of)
-            yield Page(records, None if index == self.count - 1 else f"next-{index}", facts)
-            del records, facts  # as the real sources: nothing held while the next page is read
+            link = None if index == self.count - 1 else f"next-{index}"
+            page = Page(records, link, facts, permit)
+            del records, facts, permit
+            yield page
+            del page  # as the real sources: nothing held while the next page is read
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
         return (record["id"], record["recipientAddress"], record["status"])
@@ -97,7 +100,7 @@ class Rig:
     dispatcher: Dispatcher
     store: SqliteStateStore
 
-    def context(self, name: str, source: GatedSource, gate: PageGate) -> LaneContext:
+    def context(self, name: str, source: GatedSource) -> LaneContext:
         """The lane context of stream ``s`` of tenant ``name``, reading ``source``."""
         dedup = Deduplicator(self.store, tenant=name, tenant_id=name, stream="s", keep_secs=3600)
         return LaneContext(
@@ -107,7 +110,6 @@ class Rig:
             dedup,
             SystemClock(),
             StreamProgress(name, "s"),
-            gate,
         )
 
 
@@ -139,7 +141,7 @@ async def test_pages_held_across_tenants_never_exceed_the_limit(rig: Rig) -> Non
     readers = []
     for tenant in range(12):  # twelve tenants, two lanes each, all reading at once
         name = f"t{tenant}"
-        ctx = rig.context(name, GatedSource(gate, name, pages=5, rows=20, peak=peak), gate)
+        ctx = rig.context(name, GatedSource(gate, name, pages=5, rows=20, peak=peak))
         for lane, priority in (("live", Priority.LIVE), ("final", Priority.FINAL)):
             reader = WindowReader(
                 ctx,
@@ -167,7 +169,7 @@ async def test_pages_held_across_tenants_never_exceed_the_limit(rig: Rig) -> Non
 
 async def test_final_forgets_history_it_alone_reads(rig: Rig) -> None:
     gate = PageGate(None)
-    ctx = rig.context("t", GatedSource(gate, "t", pages=1, rows=3, peak=[0]), gate)
+    ctx = rig.context("t", GatedSource(gate, "t", pages=1, rows=3, peak=[0]))
     now = datetime.now(UTC)
     old = TimeWindow(now - timedelta(days=3), now - timedelta(days=3) + timedelta(hours=1))
     recent = TimeWindow(now - timedelta(hours=27), now - timedelta(hours=26))
@@ -197,7 +199,7 @@ async def test_a_committed_page_is_not_kept_while_the_lane_waits(rig: Rig) -> No
             statuses.append(weakref.ref(status))
             return (record["id"], record["recipientAddress"], status)
 
-    ctx = rig.context("t", Source(gate, "t", pages=2, rows=5, peak=[0]), gate)
+    ctx = rig.context("t", Source(gate, "t", pages=2, rows=5, peak=[0]))
     committed = asyncio.Event()
     reader = WindowReader(ctx, "live", Priority.LIVE)
     reader.start()

@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
-from o365collector.page_gate import PageGate
+from o365collector.page_gate import PageGate, Permit
 
 
 async def _take(gate: PageGate, priority: int, order: list[str], name: str) -> None:
-    await gate.acquire(priority)
+    permit = await gate.acquire(priority)
     order.append(name)
-    gate.claim()  # handed to a page, released later by whoever holds it
+    del permit  # handed to a page, released later by whoever holds it
 
 
 async def test_at_most_limit_pages_and_waiters_served_by_priority():
@@ -20,8 +20,7 @@ async def test_at_most_limit_pages_and_waiters_served_by_priority():
     order: list[str] = []
     held = []
     for name in ("a", "b"):
-        await gate.acquire()
-        held.append(gate.claim())
+        held.append(await gate.acquire())
         order.append(name)
     assert gate.in_use == 2
     tasks = [
@@ -43,21 +42,23 @@ async def test_at_most_limit_pages_and_waiters_served_by_priority():
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def test_a_task_holds_one_unclaimed_permit_whatever_it_requests():
+async def test_a_permit_is_released_once_and_a_no_op_permit_holds_nothing():
+    # (a retry of the same page takes no second place: see test_client's retry test)
     gate = PageGate(1)
-    await gate.acquire()
-    await gate.acquire()  # a retry of the same page: no second place, no deadlock
+    permit = await gate.acquire()
     assert gate.in_use == 1
-    gate.release_mine()
+    permit.release()
     assert gate.in_use == 0
-    gate.release_mine()  # nothing held: nothing happens
+    permit.release()  # released already: nothing happens
+    Permit().release()  # holds nothing: nothing happens
     assert gate.in_use == 0
+    assert (await asyncio.wait_for(gate.acquire(), 1)) is not permit
+    assert gate.in_use == 1
 
 
 async def test_a_claimed_permit_follows_the_acknowledgement():
     gate = PageGate(1)
-    await gate.acquire()
-    permit = gate.claim()
+    permit = await gate.acquire()
     ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     ack.add_done_callback(permit.release)
     waiter = asyncio.create_task(gate.acquire())
@@ -70,8 +71,7 @@ async def test_a_claimed_permit_follows_the_acknowledgement():
 
 async def test_a_cancelled_waiter_does_not_keep_its_place():
     gate = PageGate(1)
-    await gate.acquire()
-    permit = gate.claim()
+    permit = await gate.acquire()
     waiter = asyncio.create_task(gate.acquire())
     await asyncio.sleep(0)
     waiter.cancel()
@@ -85,8 +85,8 @@ async def test_a_cancelled_waiter_does_not_keep_its_place():
 
 async def test_without_a_limit_nothing_waits():
     gate = PageGate(None)
-    for _ in range(100):
-        await gate.acquire()
-        gate.claim()
+    permits = [await gate.acquire() for _ in range(100)]  # none released
     assert gate.in_use == 0 and gate.waiting == 0
-    assert gate.claim() is not None  # a no-op permit when the task holds none
+    for permit in permits:
+        permit.release()  # no-op permits
+    assert gate.in_use == 0

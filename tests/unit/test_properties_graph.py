@@ -14,6 +14,7 @@ from unit_support import EPOCH
 
 from o365collector.errors import SourceError
 from o365collector.http.classify import Action, classify_graph
+from o365collector.page_gate import Permit
 from o365collector.sources.graph.message_trace import GraphMessageTraceSource
 from o365collector.windows import TimeWindow
 
@@ -102,9 +103,9 @@ class _PagesApi:
         self.bodies = bodies
         self.asked: list[str] = []
 
-    async def get_json(self, url: str, **_: Any) -> dict[str, Any]:
+    async def get_page(self, url: str, **_: Any) -> tuple[dict[str, Any], Permit]:
         self.asked.append(url)
-        return self.bodies[url]
+        return self.bodies[url], Permit()
 
 
 WINDOW = TimeWindow(EPOCH, EPOCH.replace(hour=13))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import certifi
 
-from o365collector.app import _http_client
+from o365collector.app import default_http_client
 from o365collector.config.model import Settings
 
 TENANT = {"client_id": "c", "client_secret": "s"}
@@ -44,7 +44,7 @@ def test_one_context_per_ca_bundle(tmp_path: Path, monkeypatch) -> None:
     settings = _settings(tmp_path, [None, None, bundle, None, bundle])
     shared: dict[Path | None, ssl.SSLContext] = {}
     for tenant in settings.tenants:
-        _http_client(tenant, settings, shared)
+        default_http_client(tenant, settings, shared)
     assert set(shared) == {None, Path(bundle)}
     assert all(isinstance(context, ssl.SSLContext) for context in shared.values())
     assert shared[None] is not shared[Path(bundle)]

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from o365collector.app import _http_client
+from o365collector.app import default_http_client
 from o365collector.check.model import Finding, Report
 from o365collector.check.streams import StreamContext, api_of, probe_stream
 from o365collector.check.translate import (
@@ -67,7 +67,7 @@ async def check_tenant(
             report.add(Finding(target, f"stream {stream}", "skip", detail="unknown stream"))
             continue
         apis.setdefault(api_name, []).append(stream)
-    http = _http_client(tenant, settings)
+    http = default_http_client(tenant, settings)
     try:
         try:
             tokens = token_provider_for(tenant, http, clock)

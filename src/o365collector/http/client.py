@@ -24,7 +24,7 @@ from o365collector.http.backoff import Backoff
 from o365collector.http.budget import RequestBudget
 from o365collector.http.classify import Action, Verdict, classify_transport_error
 from o365collector.observability import metrics
-from o365collector.page_gate import PageGate
+from o365collector.page_gate import PageGate, Permit
 
 log = structlog.get_logger(__name__)
 
@@ -49,14 +49,9 @@ class ApiClient:
         classify: Callable[[httpx.Response], Verdict],
         api: str,
         priority: int = 0,
-        hold_page: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Return the decoded JSON body of a successful GET of ``url``.
-
-        ``hold_page``: the body is a page of records for the sinks; a place in the
-        process-wide :class:`PageGate` is taken before the request is sent and left to the
-        calling task (see :mod:`o365collector.page_gate`), or released if the GET fails.
 
         Transient failures (network, 5xx, 429, a 200 that is not JSON, an unreachable token
         endpoint) are retried with :class:`Backoff`, obeying ``Retry-After``; a 401 renews
@@ -66,14 +61,49 @@ class ApiClient:
             AuthError, PermissionDeniedError, SetupError, BadRequestError: permanent refusals.
             UnavailableError: transient failures outlasted ``retry.max_elapsed_secs``.
         """
+        body, _ = await self._get(url, scope, classify, api, priority, None, headers)
+        return body
+
+    async def get_page(
+        self,
+        url: str,
+        *,
+        scope: str,
+        classify: Callable[[httpx.Response], Verdict],
+        api: str,
+        priority: int = 0,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, Permit]:
+        """Like :meth:`get_json`, for a page of records for the sinks: ``(body, permit)``.
+
+        Each attempt takes a place in the process-wide :class:`PageGate` right before it is
+        sent (after the budget slot); a failed attempt gives it back at once. The permit of
+        the attempt that brought the page is returned with the body and belongs to the
+        caller, who releases it (see :mod:`o365collector.page_gate`). If this raises, no
+        place is held.
+        """
+        return await self._get(url, scope, classify, api, priority, self.gate, headers)
+
+    async def _get(
+        self,
+        url: str,
+        scope: str,
+        classify: Callable[[httpx.Response], Verdict],
+        api: str,
+        priority: int,
+        gate: PageGate | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[Any, Permit]:
+        """The retry loop of :meth:`get_json` and :meth:`get_page`."""
         backoff = self._new_backoff()
-        gate = self.gate if hold_page else None
         renewed = False
         while True:
-            verdict = await self._attempt_once(url, scope, classify, api, priority, gate, headers)
+            verdict, permit = await self._attempt_once(
+                url, scope, classify, api, priority, gate, headers
+            )
             step = _next_step(verdict, renewed=renewed)
             if step is _Step.DONE:
-                return verdict.body
+                return verdict.body, permit
             if step is _Step.RENEW_TOKEN:
                 renewed = True
                 self.tokens.invalidate(scope)
@@ -98,21 +128,17 @@ class ApiClient:
         priority: int,
         gate: PageGate | None,
         headers: Mapping[str, str] | None,
-    ) -> Verdict:
-        """One GET and its verdict; the page-gate place is kept only when the page came.
+    ) -> tuple[Verdict, Permit]:
+        """One GET, its verdict and its page-gate place, kept only when the page came.
 
         A failed attempt gives its place back at once, so other readers go on while this
         one renews its token or backs off.
         """
-        try:
-            verdict = await self._send(url, scope, classify, api, priority, gate, headers)
-        except BaseException:
-            if gate is not None:
-                gate.release_mine()
-            raise
-        if verdict.action is not Action.OK and gate is not None:
-            gate.release_mine()
-        return verdict
+        verdict, permit = await self._send(url, scope, classify, api, priority, gate, headers)
+        if verdict.action is not Action.OK:
+            permit.release()
+            return verdict, Permit()
+        return verdict, permit
 
     async def _wait_before_retry(self, verdict: Verdict, backoff: Backoff, api: str) -> None:
         """Sleep until the next attempt: ``Retry-After`` if given, else the backoff's draw.
@@ -162,28 +188,37 @@ class ApiClient:
         priority: int,
         gate: PageGate | None,
         headers: Mapping[str, str] | None = None,
-    ) -> Verdict:
-        """Send one authenticated GET within the budget (and the gate) and classify it."""
+    ) -> tuple[Verdict, Permit]:
+        """Send one authenticated GET within the budget (and the gate) and classify it.
+
+        The gate's permit comes back with the verdict; if this raises, it was released.
+        """
         try:
             token = await self.tokens.token(scope)
         except UnavailableError as exc:
-            return Verdict(Action.RETRY, str(exc))
+            return Verdict(Action.RETRY, str(exc)), Permit()
+        permit = Permit()
         try:
-            async with self.budget.spend(priority):
-                if gate is not None:
-                    await gate.acquire(priority)
-                response = await self.http.get(
-                    url, headers={**(headers or {}), "Authorization": f"Bearer {token}"}
-                )
-        except httpx.TransportError as exc:
+            try:
+                async with self.budget.spend(priority):
+                    if gate is not None:
+                        permit = await gate.acquire(priority)
+                    response = await self.http.get(
+                        url, headers={**(headers or {}), "Authorization": f"Bearer {token}"}
+                    )
+            except httpx.TransportError as exc:
+                self._gauge_budget()
+                metrics.HTTP_REQUESTS.labels(api=api, status_class="error").inc()
+                return classify_transport_error(exc), permit
+            status_class = f"{response.status_code // 100}xx"
+            metrics.HTTP_REQUESTS.labels(api=api, status_class=status_class).inc()
             self._gauge_budget()
-            metrics.HTTP_REQUESTS.labels(api=api, status_class="error").inc()
-            return classify_transport_error(exc)
-        metrics.HTTP_REQUESTS.labels(api=api, status_class=f"{response.status_code // 100}xx").inc()
-        self._gauge_budget()
-        verdict = classify(response)
-        release_body(response)
-        return verdict
+            verdict = classify(response)
+            release_body(response)
+        except BaseException:
+            permit.release()
+            raise
+        return verdict, permit
 
 
 def release_body(response: httpx.Response) -> None:

@@ -9,8 +9,10 @@ into ``when_full: drop_newest``, which drops (and counts) what does not fit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -108,8 +110,10 @@ class SinkRunner:
         dead_letter: DeadLetter,
         clock: Clock,
         when_full: WhenFull = "block",
+        executor: Executor | None = None,
     ) -> None:
-        """Wrap ``sink``; call :meth:`run` in a task."""
+        """Wrap ``sink``; call :meth:`run` in a task (dead-letter writes run in ``executor``)."""
+        self.executor = executor
         self.sink = sink
         self.batch_max_events = batch_max_events
         self.queue: asyncio.Queue[_Item] = asyncio.Queue(queue_max_batches)
@@ -211,7 +215,11 @@ class SinkRunner:
         else:
             pending = set()
         if refused:
-            await asyncio.to_thread(self.dead_letter.write, self.sink.name, refused)
+            write = functools.partial(self.dead_letter.write, self.sink.name, refused)
+            if self.executor is None:
+                await asyncio.to_thread(write)
+            else:
+                await asyncio.get_running_loop().run_in_executor(self.executor, write)
             for _, reason in refused:
                 metrics.DISCARDED.labels(sink=self.sink.name, reason=reason_label(reason)).inc()
             self.discarded += len(refused)

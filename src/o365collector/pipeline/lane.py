@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
@@ -20,7 +20,6 @@ import structlog
 from o365collector.clock import Clock
 from o365collector.observability import metrics
 from o365collector.observability.progress import StreamProgress
-from o365collector.page_gate import PageGate
 from o365collector.pipeline.dedup import Deduplicator
 from o365collector.pipeline.delivery import Dispatcher
 from o365collector.planning.lanes import Priority
@@ -52,7 +51,6 @@ class LaneContext:
     dedup: Deduplicator
     clock: Clock
     progress: StreamProgress
-    gate: PageGate = field(default_factory=lambda: PageGate(None))
 
 
 class WindowReader:
@@ -121,17 +119,14 @@ class WindowReader:
         remember = self.forget_older_than is None or (
             window.end > ctx.clock.now() - self.forget_older_than
         )
-        try:
-            async for page in ctx.source.pages(window, link, priority=self.priority):
-                done = await self._hand_over(page, window, remember, on_page, on_window)
-                if done:
-                    return True
-                self.last_link = page.next_link
-                del page  # the sinks hold what they need; not kept while the next one is read
-                if stop.is_set():
-                    return False
-        finally:
-            ctx.gate.release_mine()  # a request that yielded no page to hand over
+        async for page in ctx.source.pages(window, link, priority=self.priority):
+            done = await self._hand_over(page, window, remember, on_page, on_window)
+            if done:
+                return True
+            self.last_link = page.next_link
+            del page  # the sinks hold what they need; not kept while the next one is read
+            if stop.is_set():
+                return False
         return True
 
     async def _hand_over(
@@ -144,10 +139,11 @@ class WindowReader:
     ) -> bool:
         """Send a page's new facts to the sinks and queue its commit; True if it was the last.
 
-        The page's place in the :class:`PageGate` is released once every sink has its events.
+        The page's place in the page gate (``page.permit``) is released once every sink has
+        its events, or at once if handing it over fails.
         """
         ctx = self.ctx
-        permit = ctx.gate.claim()
+        permit = page.permit
         try:
             self._received.inc(len(page.records))
             facts = ctx.dedup.split(page)

@@ -52,8 +52,13 @@ class StreamWorker:
         self._init_marks()
         lane_stop = asyncio.Event()
         relay = asyncio.create_task(_relay(stop, lane_stop))
+        ident = self.ctx.identity
         tasks = [
-            asyncio.create_task(self._run_lane(lane, lane_stop, once)) for lane in self.plan.lanes
+            asyncio.create_task(
+                self._run_lane(lane, lane_stop, once),
+                name=f"lane {lane.name} of {ident.tenant}/{ident.stream}",
+            )
+            for lane in self.plan.lanes
         ]
         self.progress.state = "reading"
         try:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import orjson
 
+from o365collector.clock import Clock
 from o365collector.dates import epoch_secs
 from o365collector.event import Event
 
@@ -18,9 +19,10 @@ Payload = Literal["raw", "envelope"]
 UNENCODABLE = "unencodable"
 
 
-def delivered_at() -> str:
-    """The delivery timestamp written beside each record (one per batch)."""
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def delivered_at(clock: Clock | None = None) -> str:
+    """The delivery timestamp written beside each record (one per batch), by ``clock``."""
+    now = datetime.now(UTC) if clock is None else clock.now().astimezone(UTC)
+    return now.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def envelope(event: Event, stamp: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ settings model into the sink; this module only routes a model to its component.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import assert_never
 
 from pydantic import SecretStr
@@ -22,7 +23,7 @@ from o365collector.config.sinks import (
     StdoutSinkSettings,
     SyslogSinkSettings,
 )
-from o365collector.observability.redact import register_secret
+from o365collector.observability.redact import SECRET_KEYS, register_secret
 from o365collector.sinks.base import Sink
 from o365collector.sinks.devo import build as devo
 from o365collector.sinks.elastic import build as elastic
@@ -33,11 +34,13 @@ from o365collector.sinks.splunk import build as splunk
 from o365collector.sinks.stdout import build as stdout
 from o365collector.sinks.syslog import build as syslog
 
-_SECRET_KEYS = ("intake_key", "token", "password", "api_key", "private_key_password")
 
-
-def build_sink(settings: SinkSettings, clock: Clock | None = None) -> Sink:  # noqa: PLR0911 - one route per type
+def build_sink(  # noqa: PLR0911 - one route per type
+    settings: SinkSettings, clock: Clock | None = None, *, executor: Executor | None = None
+) -> Sink:
     """Instantiate the sink described by ``settings``; its secrets are registered for redaction.
+
+    ``executor`` runs the blocking writes of the file sink (default: the loop's thread pool).
 
     Raises:
         SinkError: TLS files cannot be loaded (socket sinks read them here, HTTP sinks
@@ -48,7 +51,7 @@ def build_sink(settings: SinkSettings, clock: Clock | None = None) -> Sink:  # n
         register_secret(secret.get_secret_value())
     match settings:
         case JsonlSinkSettings():
-            return jsonl.build(settings, clock)
+            return jsonl.build(settings, clock, executor)
         case StdoutSinkSettings():
             return stdout.build(settings, clock)
         case DevoSinkSettings():
@@ -68,5 +71,5 @@ def build_sink(settings: SinkSettings, clock: Clock | None = None) -> Sink:  # n
 
 
 def _secrets(settings: SinkSettings) -> list[SecretStr]:
-    found = [getattr(settings, key, None) for key in _SECRET_KEYS]
+    found = [getattr(settings, key, None) for key in sorted(SECRET_KEYS)]
     return [s for s in found if isinstance(s, SecretStr)]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from o365collector.event import RowFact
+from o365collector.page_gate import Permit
 from o365collector.windows import TimeWindow
 
 
@@ -16,11 +17,16 @@ class Page:
 
     ``facts[i]`` is the identity of ``records[i]``, read once by the source: the dedup
     store and the event ids take it from there and never read the record again.
+
+    ``permit`` is the page's place in the process-wide page gate (``page_gate``), taken by
+    its request: whoever holds the page releases it (the lane, once every sink has the
+    page's events). A page that was not requested through the gate holds a no-op permit.
     """
 
     records: list[dict[str, Any]]
     next_link: str | None
     facts: list[RowFact]
+    permit: Permit = field(default_factory=Permit)
 
 
 class WindowSource(Protocol):

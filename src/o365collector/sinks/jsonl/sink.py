@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import BinaryIO
 
+from o365collector.clock import Clock, SystemClock
 from o365collector.errors import SinkError
 from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult
@@ -31,8 +33,16 @@ class JsonlSink:
         max_bytes: int,
         keep_files: int,
         payload: Payload = "envelope",
+        clock: Clock | None = None,
+        executor: Executor | None = None,
     ) -> None:
-        """Configure the sink; nothing is opened before :meth:`start`."""
+        """Configure the sink; nothing is opened before :meth:`start`.
+
+        ``clock`` stamps ``delivered_at``; ``executor`` runs the blocking writes (``None``:
+        the event loop's default thread pool).
+        """
+        self.clock = clock or SystemClock()
+        self.executor = executor
         self.name = name
         self.payload: Payload = payload
         self.path = path
@@ -52,9 +62,12 @@ class JsonlSink:
 
     async def send(self, events: Sequence[Event]) -> DeliveryResult:
         """Append the batch durably; an OS error means retry (disk full, permissions)."""
-        data, rejected = lines(events, self.payload, delivered_at())
+        data, rejected = lines(events, self.payload, delivered_at(self.clock))
         try:
-            await asyncio.to_thread(self._write, data)
+            if self.executor is None:
+                await asyncio.to_thread(self._write, data)
+            else:
+                await asyncio.get_running_loop().run_in_executor(self.executor, self._write, data)
         except OSError as exc:
             return DeliveryResult.retry(f"write to {self.path} failed: {exc.strerror}")
         return DeliveryResult.reject(rejected) if rejected else DeliveryResult.delivered()

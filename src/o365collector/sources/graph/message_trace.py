@@ -80,13 +80,12 @@ class GraphMessageTraceSource:
         unknown = UnknownValueCounter(tenant=self._api.tenant, stream=self._stream)
         for index in range(self._max_pages):
             try:
-                body = await self._api.get_json(
+                body, permit = await self._api.get_page(
                     url,
                     scope=self._scope,
                     classify=classify_graph,
                     api="graph",
                     priority=priority,
-                    hold_page=True,
                     headers={"Prefer": PREFER_UNKNOWN_ENUM_MEMBERS},
                 )
             except BadRequestError as exc:
@@ -94,14 +93,19 @@ class GraphMessageTraceSource:
                     msg = f"stored next link refused ({exc}); reading window {window} again"
                     raise RestartWindowError(msg) from exc
                 raise
-            next_link = body.get("@odata.nextLink")
-            if next_link is not None:
-                next_link = self._check_link(str(next_link), seen)
-            records = body["value"]
-            unknown.observe(records)
-            del body  # nothing of this page is held while the next request waits (page_gate)
-            yield Page(records, next_link, facts_of(records))
-            del records
+            try:
+                next_link = body.get("@odata.nextLink")
+                if next_link is not None:
+                    next_link = self._check_link(str(next_link), seen)
+                records = body["value"]
+                unknown.observe(records)
+                page = Page(records, next_link, facts_of(records), permit)
+            except BaseException:
+                permit.release()  # no page to hand over
+                raise
+            del body, records  # nothing of this page is held while the next request waits
+            yield page
+            del page
             if next_link is None:
                 return
             url = next_link

@@ -64,13 +64,24 @@ class DetailSource:
     async def pages(
         self, window: TimeWindow, resume_link: str | None, *, priority: int = 0
     ) -> AsyncIterator[Page]:
-        """Yield, per listing page, the detail rows of its selected rows."""
+        """Yield, per listing page, the detail rows of its selected rows.
+
+        Each page carries its listing page's place in the page gate: the detail requests
+        are read within it.
+        """
         async for page in self._listing.pages(window, resume_link, priority=priority):
-            details: list[dict[str, Any]] = []
-            for row in page.records:
-                if _status(row) in self._statuses:
-                    details.extend(await self._fetch(row, window, priority))
-            yield Page(details, page.next_link, row_facts(details, detail_key))
+            try:
+                details: list[dict[str, Any]] = []
+                for row in page.records:
+                    if _status(row) in self._statuses:
+                        details.extend(await self._fetch(row, window, priority))
+                out = Page(details, page.next_link, row_facts(details, detail_key), page.permit)
+            except BaseException:
+                page.permit.release()  # no page to hand over
+                raise
+            del page
+            yield out
+            del out
 
     def key_of(self, record: dict[str, Any]) -> tuple[str, str, str]:
         """See :func:`detail_key`."""

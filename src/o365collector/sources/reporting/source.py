@@ -39,6 +39,7 @@ from o365collector.errors import BadRequestError, RestartWindowError, SourceErro
 from o365collector.event import RowFact, row_facts
 from o365collector.http.classify import classify_reporting
 from o365collector.http.client import ApiClient
+from o365collector.page_gate import Permit
 from o365collector.sources.base import Page
 from o365collector.sources.reporting.dates import filter_literal
 from o365collector.sources.reporting.envelope import ReportPage, parse_envelope
@@ -192,29 +193,53 @@ class ReportSource:
             query, url = first, self.query_url(first)
         seen = {url}
         for index in range(self._max_pages):
-            page = await self._get(url, priority, refused_resume=index == 0 and bool(resume_link))
-            records = self._in_range(page.records, query)
-            follow = self._advance(url, page, query, window)
+            body, permit = await self._get_page(
+                url, priority, refused_resume=index == 0 and bool(resume_link)
+            )
+            try:
+                page, follow = self._page_of(url, body, query, window, seen, permit)
+            except BaseException:
+                permit.release()  # no page to hand over
+                raise
+            del body  # not held while the next request waits for its place (page_gate)
+            yield page
+            del page
             if follow is None:
-                yield Page(records, None, self.facts_of(records))
                 return
             url, query = follow
-            if url in seen:
-                msg = f"{self.spec.name}: the same next link came twice; stopping to avoid a loop"
-                raise SourceError(msg)
-            seen.add(url)
-            del page  # not held while the next request waits for its place (page_gate)
-            yield Page(records, url, self.facts_of(records))
-            del records
         msg = f"window {window} of {self.spec.name} has more than {self._max_pages} pages"
         raise SourceError(msg)
+
+    def _page_of(
+        self,
+        url: str,
+        body: ReportPage,
+        query: Query,
+        window: TimeWindow,
+        seen: set[str],
+        permit: Permit,
+    ) -> tuple[Page, tuple[str, Query] | None]:
+        """The page (holding ``permit``) for ``body`` and where the window goes on (``None``: done).
+
+        Raises:
+            SourceError: the next link came before (a loop).
+        """
+        records = self._in_range(body.records, query)
+        follow = self._advance(url, body, query, window)
+        if follow is not None:
+            if follow[0] in seen:
+                msg = f"{self.spec.name}: the same next link came twice; stopping to avoid a loop"
+                raise SourceError(msg)
+            seen.add(follow[0])
+        next_link = None if follow is None else follow[0]
+        return Page(records, next_link, self.facts_of(records), permit), follow
 
     async def fetch_all(self, url: str, *, priority: int) -> list[dict[str, Any]]:
         """Every row of one query URL, following its next links (for per-message detail)."""
         rows: list[dict[str, Any]] = []
         seen = {url}
         for _ in range(self._max_pages):
-            page = await self._get(url, priority, refused_resume=False)
+            page = await self._get(url, priority)
             rows.extend(page.records)
             following = self.continuation(url, page)
             if following is None:
@@ -252,21 +277,34 @@ class ReportSource:
         """Each row's identity (:meth:`key_of`) and receive time, read once per page."""
         return row_facts(records, functools.partial(record_key, self.spec))
 
-    async def _get(self, url: str, priority: int, *, refused_resume: bool) -> ReportPage:
+    async def _get_page(
+        self, url: str, priority: int, *, refused_resume: bool
+    ) -> tuple[ReportPage, Permit]:
+        """A page of the window and its place in the page gate (owned by the caller)."""
         try:
-            body = await self._api.get_json(
+            body, permit = await self._api.get_page(
                 url,
                 scope=self._scope,
                 classify=classify_report_page,
                 api="reporting",
                 priority=priority,
-                hold_page=True,
             )
         except BadRequestError as exc:
             if refused_resume:
                 msg = f"stored next link refused ({exc}); reading the window again"
                 raise RestartWindowError(msg) from exc
             raise
+        return cast(ReportPage, body), permit
+
+    async def _get(self, url: str, priority: int) -> ReportPage:
+        """A page of a detail query: read within the listing page that holds the place."""
+        body = await self._api.get_json(
+            url,
+            scope=self._scope,
+            classify=classify_report_page,
+            api="reporting",
+            priority=priority,
+        )
         return cast(ReportPage, body)
 
     def _in_range(self, records: list[dict[str, Any]], query: Query) -> list[dict[str, Any]]:
