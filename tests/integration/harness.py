@@ -157,6 +157,21 @@ def collector_env(workdir: Path) -> dict[str, str]:
     return env
 
 
+def cli(
+    config: Path, *args: str, input_text: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``o365collector ARGS --config CONFIG`` with the test secret in its environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "o365collector", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        input=input_text,
+        env=collector_env(config.parent),
+        timeout=timeout,
+        check=False,
+    )
+
+
 def run_collector(
     config: Path, *args: str, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:

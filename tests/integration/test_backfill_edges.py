@@ -17,6 +17,7 @@ import orjson
 import pytest
 from harness import (
     EmulatorProcess,
+    cli,
     collector_config,
     collector_env,
     emulator_settings,
@@ -34,22 +35,8 @@ _OLDEST = re.compile(r"oldest allowed --from is (\S+Z)\b")
 _SUGGESTED = re.compile(r"--from (\S+Z) or later")
 
 
-def _cli(
-    config: Path, *args: str, input_text: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "o365collector", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        input=input_text,
-        env=collector_env(config.parent),
-        timeout=60,
-        check=False,
-    )
-
-
 def _state_rows(config: Path) -> list[dict[str, Any]]:
-    shown = _cli(config, "state", "show", "--json")
+    shown = cli(config, "state", "show", "--json")
     assert shown.returncode == 0, shown.stderr
     rows: list[dict[str, Any]] = orjson.loads(shown.stdout)
     return rows
@@ -76,7 +63,7 @@ def test_from_older_than_a_streams_retention_exits_2_before_any_request(
 ) -> None:
     config = collector_config(tmp_path, emulator.url, tenant={"streams": STREAMS})
     start, end = now() - timedelta(days=20), now() - timedelta(days=19)
-    refused = _cli(config, "backfill", "--from", iso(start), "--to", iso(end))
+    refused = cli(config, "backfill", "--from", iso(start), "--to", iso(end))
     assert refused.returncode == 2, refused.stderr
     message = refused.stderr
     # rws.MailDetailATP keeps 10 days; message_trace and rws.MailTraffic keep 90.
@@ -96,15 +83,13 @@ def test_graph_retention_and_the_suggested_from_works(
 ) -> None:
     config = collector_config(tmp_path, emulator.url)
     start = now() - timedelta(days=100)
-    refused = _cli(
-        config, "backfill", "--from", iso(start), "--to", iso(start + timedelta(hours=1))
-    )
+    refused = cli(config, "backfill", "--from", iso(start), "--to", iso(start + timedelta(hours=1)))
     assert refused.returncode == 2, refused.stderr
     assert "message_trace" in refused.stderr and "90 days" in refused.stderr
     assert _no_request_reached(emulator)
     suggested = parse_time(_SUGGESTED.search(refused.stderr).group(1))  # type: ignore[union-attr]
     assert suggested >= parse_time(_OLDEST.search(refused.stderr).group(1))  # type: ignore[union-attr]
-    accepted = _cli(
+    accepted = cli(
         config, "backfill", "--from", iso(suggested), "--to", iso(suggested + timedelta(hours=1))
     )
     assert accepted.returncode == 0, accepted.stderr[-2000:]
@@ -117,7 +102,7 @@ def test_only_the_selected_stream_is_held_to_its_retention(
     config = collector_config(tmp_path, emulator.url, tenant={"streams": STREAMS})
     start = now() - timedelta(days=20)
     end = start + timedelta(hours=1)
-    chosen = _cli(
+    chosen = cli(
         config, "backfill", "--from", iso(start), "--to", iso(end), "--stream", "message_trace"
     )
     assert chosen.returncode == 0, chosen.stderr[-2000:]
@@ -129,7 +114,7 @@ def test_unknown_stream_on_backfill_lists_the_configured_names(
 ) -> None:
     config = collector_config(tmp_path, emulator.url, tenant={"streams": STREAMS})
     start, end = now() - timedelta(hours=3), now() - timedelta(hours=2)
-    refused = _cli(
+    refused = cli(
         config, "backfill", "--from", iso(start), "--to", iso(end), "--stream", "rws.Nope"
     )
     assert refused.returncode == 2, refused.stderr
@@ -142,14 +127,14 @@ def test_unknown_stream_on_state_reset_lists_the_configured_names(
     tmp_path: Path, emulator: EmulatorProcess
 ) -> None:
     config = collector_config(tmp_path, emulator.url, tenant={"streams": STREAMS})
-    refused = _cli(
+    refused = cli(
         config, "state", "reset", "--tenant", "itest", "--stream", "mesage_trace", "--yes"
     )
     assert refused.returncode == 2, refused.stderr
     assert "mesage_trace" in refused.stderr
     assert all(name in refused.stderr for name in STREAMS), refused.stderr
     assert "removed" not in refused.stdout
-    known = _cli(
+    known = cli(
         config, "state", "reset", "--tenant", "itest", "--stream", "rws.MailTraffic", "--yes"
     )
     assert known.returncode == 0 and "checkpoint(s) removed" in known.stdout, known.stderr
@@ -158,7 +143,7 @@ def test_unknown_stream_on_state_reset_lists_the_configured_names(
 def test_a_finished_backfill_leaves_state_show(tmp_path: Path, emulator: EmulatorProcess) -> None:
     config = collector_config(tmp_path, emulator.url)
     start, end = now() - timedelta(hours=3), now() - timedelta(hours=1)
-    filled = _cli(config, "backfill", "--from", iso(start), "--to", iso(end))
+    filled = cli(config, "backfill", "--from", iso(start), "--to", iso(end))
     assert filled.returncode == 0, filled.stderr[-2000:]
     delivered = len(list(output_lines(tmp_path)))
     assert delivered > 0
@@ -166,7 +151,7 @@ def test_a_finished_backfill_leaves_state_show(tmp_path: Path, emulator: Emulato
     assert not [r for r in rows if str(r["lane"]).startswith("backfill:")], rows
     assert [(r["stream"], r["lane"]) for r in rows] == [("message_trace", "—")]
     # Finished means remembered, not forgotten: the same range again delivers nothing.
-    again = _cli(config, "backfill", "--from", iso(start), "--to", iso(end))
+    again = cli(config, "backfill", "--from", iso(start), "--to", iso(end))
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(list(output_lines(tmp_path))) == delivered
     assert not _backfill_rows(config)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -16,8 +14,8 @@ import yaml
 from harness import (
     SECRET,
     EmulatorProcess,
+    cli,
     collector_config,
-    collector_env,
     emulator_settings,
     free_port,
     iso,
@@ -32,18 +30,6 @@ pytestmark = pytest.mark.integration
 GOOD_TENANT = "6a1b2c3d-0000-4000-8000-00000000b002"
 GOOD_CLIENT = "6a1b2c3d-0000-4000-8000-00000000c002"
 GOOD_SECRET = "Second~Tenant-Secret.0123456789"
-
-
-def _cli(config, *args, input_text=None):
-    return subprocess.run(
-        [sys.executable, "-m", "o365collector", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        input=input_text,
-        env=collector_env(config.parent),
-        timeout=120,
-        check=False,
-    )
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -183,7 +169,7 @@ def test_a_tenant_with_a_bad_secret_does_not_stop_the_good_one(tmp_path):
     assert expected and expected <= delivered
     log = (tmp_path / "collector.log").read_text()
     assert re.search(r'"tenant": ?"bad".*AADSTS7000215', log)
-    shown = _cli(config, "state", "show", "--json")
+    shown = cli(config, "state", "show", "--json")
     rows = orjson.loads(shown.stdout)
     bad_rows = [r for r in rows if r["tenant"] == "bad"]
     assert bad_rows and all(r["health"] == "failed" for r in bad_rows)
@@ -197,13 +183,13 @@ def test_validate_reset_and_backfill_commands(tmp_path):
     emulator = EmulatorProcess(tmp_path, emulator_settings(1_200, history_secs=4 * 3600)).start()
     try:
         config = collector_config(tmp_path, emulator.url)
-        valid = _cli(config, "validate")
+        valid = cli(config, "validate")
         assert (
             valid.returncode == 0 and "valid (1 tenant(s), 1 stream(s), 1 sink(s))" in valid.stdout
         )
 
         start, end = now() - timedelta(hours=4), now() - timedelta(hours=1)
-        filled = _cli(config, "backfill", "--from", iso(start), "--to", iso(end))
+        filled = cli(config, "backfill", "--from", iso(start), "--to", iso(end))
         assert filled.returncode == 0, filled.stderr[-2000:]
         first = list(output_lines(tmp_path))
         truth = emulator.ground_truth()
@@ -216,19 +202,19 @@ def test_validate_reset_and_backfill_commands(tmp_path):
         assert expected and expected <= {
             (e["record"]["id"], e["record"]["recipientAddress"].lower()) for e in first
         }
-        again = _cli(config, "backfill", "--from", iso(start), "--to", iso(end))
+        again = cli(config, "backfill", "--from", iso(start), "--to", iso(end))
         assert again.returncode == 0
         assert len(list(output_lines(tmp_path))) == len(first), (
             "a repeated backfill delivered again"
         )
 
-        refused = _cli(config, "state", "reset", "--tenant", "itest", input_text="n\n")
+        refused = cli(config, "state", "reset", "--tenant", "itest", input_text="n\n")
         assert refused.returncode == 1 and "nothing was reset" in refused.stderr
-        reset = _cli(config, "state", "reset", "--tenant", "itest", "--yes")
+        reset = cli(config, "state", "reset", "--tenant", "itest", "--yes")
         assert reset.returncode == 0 and "checkpoint(s) removed" in reset.stdout
-        rows = orjson.loads(_cli(config, "state", "show", "--json").stdout)
+        rows = orjson.loads(cli(config, "state", "show", "--json").stdout)
         assert [r["lane"] for r in rows] == ["—"], rows
-        bad = _cli(config, "backfill", "--from", iso(end), "--to", iso(start))
+        bad = cli(config, "backfill", "--from", iso(end), "--to", iso(start))
         assert bad.returncode == 2 and "must be after" in bad.stderr
     finally:
         emulator.stop()

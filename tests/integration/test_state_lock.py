@@ -22,8 +22,8 @@ import pytest
 import yaml
 from harness import (
     EmulatorProcess,
+    cli,
     collector_config,
-    collector_env,
     count_output_lines,
     emulator_settings,
     iso,
@@ -46,17 +46,6 @@ with state_lock(Path(sys.argv[1]), "holder"):
     print("held", flush=True)
     sys.stdin.read()
 """
-
-
-def _cli(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "o365collector", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=collector_env(config.parent),
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _wait_for(what: str, ready: object, seconds: float = 90) -> None:
@@ -128,23 +117,23 @@ def test_a_second_state_writer_is_refused_while_readers_work_and_sigkill_leaves_
             assert not (other / "out").exists()
 
             # 2. Read-only commands work beside the daemon.
-            shown = _cli(config, "state", "show", "--json")
+            shown = cli(config, "state", "show", "--json")
             assert shown.returncode == 0, shown.stderr
             rows = orjson.loads(shown.stdout)
             assert any(r["lane"] == "live" and r["watermark"] for r in rows), rows
-            table = _cli(config, "state", "show")
+            table = cli(config, "state", "show")
             assert table.returncode == 0, table.stderr
-            valid = _cli(config, "validate")
+            valid = cli(config, "validate")
             assert valid.returncode == 0, valid.stderr
 
             # 3. The other state writers are refused too, and change nothing.
-            reset = _cli(config, "state", "reset", "--all", "--yes")
+            reset = cli(config, "state", "reset", "--all", "--yes")
             _assert_refused(reset, state, first.pid)
             assert "checkpoint(s) removed" not in reset.stdout
             start, end = now() - timedelta(hours=3), now() - timedelta(hours=2)
-            backfill = _cli(config, "backfill", "--from", iso(start), "--to", iso(end))
+            backfill = cli(config, "backfill", "--from", iso(start), "--to", iso(end))
             _assert_refused(backfill, state, first.pid)
-            after = orjson.loads(_cli(config, "state", "show", "--json").stdout)
+            after = orjson.loads(cli(config, "state", "show", "--json").stdout)
             assert any(r["lane"] == "live" and r["watermark"] for r in after), after
             assert not any(str(r["lane"]).startswith("backfill:") for r in after), after
             assert first.poll() is None, "the daemon stopped while the others were refused"
@@ -163,7 +152,7 @@ def test_a_second_state_writer_is_refused_while_readers_work_and_sigkill_leaves_
 
 def test_state_show_on_a_state_dir_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
     config = collector_config(tmp_path, "http://127.0.0.1:9")
-    shown = _cli(config, "state", "show", "--json")
+    shown = cli(config, "state", "show", "--json")
     assert shown.returncode == 0, shown.stderr
     rows = orjson.loads(shown.stdout)
     assert [(r["stream"], r["lane"], r["watermark"]) for r in rows] == [
@@ -197,7 +186,7 @@ def test_state_show_only_reads(tmp_path: Path) -> None:
         db.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     holder = _start_holder(state)  # a writer holds the lock: show must not need it
     try:
-        shown = _cli(config, "state", "show", "--json")
+        shown = cli(config, "state", "show", "--json")
     finally:
         assert holder.stdin is not None
         holder.stdin.close()
