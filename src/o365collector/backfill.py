@@ -13,12 +13,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from o365collector.app import Collector, RunOptions
 from o365collector.config.model import Settings, TenantSettings
-from o365collector.config.streams import configured
 from o365collector.errors import ConfigError
 from o365collector.observability.progress import Progress as StreamProgress
 from o365collector.planning.lanes import backfill_lane
 from o365collector.planning.plan import stream_plan
-from o365collector.selection import require_stream, stream_names
+from o365collector.selection import configured_streams, require_stream
 from o365collector.windows import PlannerSettings, floor_second, parse_iso, plan_next_window
 
 _DAY_SECS = 86400.0
@@ -124,8 +123,8 @@ def retention_limits(
     The oldest start is the planner's a minute from ``now``, so that a start accepted
     here is not clamped by the time the backfill plans its first window.
     """
-    names = [stream] if stream is not None else stream_names(tenants)
-    entries = {str(s): s for s in (configured(e) for t in tenants for e in t.streams)}
+    entries = configured_streams(tenants)
+    names = [stream] if stream is not None else list(entries)
     limits = []
     for name in names:
         chosen = entries[name]

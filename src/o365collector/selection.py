@@ -5,16 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from o365collector.config.model import TenantSettings
-from o365collector.config.streams import configured
+from o365collector.config.streams import ConfiguredStream, configured
 from o365collector.errors import ConfigError
+
+
+def configured_streams(tenants: Sequence[TenantSettings]) -> dict[str, ConfiguredStream]:
+    """The streams configured for ``tenants`` by name, in the order first configured.
+
+    A name several tenants configure keeps the last one's options.
+    """
+    streams: dict[str, ConfiguredStream] = {}
+    for tenant in tenants:
+        for entry in tenant.streams:
+            stream = configured(entry)
+            streams[str(stream)] = stream
+    return streams
 
 
 def stream_names(tenants: Sequence[TenantSettings]) -> list[str]:
     """The streams configured for ``tenants``, in configuration order, each named once."""
-    names: dict[str, None] = {}
-    for tenant in tenants:
-        names.update((str(configured(entry)), None) for entry in tenant.streams)
-    return list(names)
+    return list(configured_streams(tenants))
 
 
 def require_stream(stream: str, tenants: Sequence[TenantSettings]) -> None:

@@ -15,7 +15,7 @@ from o365collector.sources.reporting.paging import (
     passes_ceiling,
     query_value,
     skiptoken_of,
-    with_skiptoken,
+    with_options,
 )
 
 MOMENT = datetime(2022, 7, 25, 12, 26, 13, 240000, tzinfo=UTC)
@@ -80,9 +80,9 @@ def test_anything_else_is_refused_never_read_as_no_rows(body: bytes, says: str) 
 def test_skiptoken_is_set_without_touching_the_rest() -> None:
     url = "https://r/x.svc/MessageTrace?$filter=A%20eq%20'b'&$top=2000&$format=json"
     assert skiptoken_of(url) == 0
-    moved = with_skiptoken(url, 4000)
+    moved = with_options(url, skiptoken=4000)
     assert moved == url + "&$skiptoken=4000"
-    assert with_skiptoken(moved, 6000) == url + "&$skiptoken=6000"
+    assert with_options(moved, skiptoken=6000) == url + "&$skiptoken=6000"
     assert query_value(moved, "$FILTER") == "A eq 'b'"
     with pytest.raises(SourceError, match="non-numeric"):
         skiptoken_of(url + "&%24skiptoken=abc")

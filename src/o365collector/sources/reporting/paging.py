@@ -100,11 +100,6 @@ def with_options(url: str, **options: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), parts.fragment))
 
 
-def with_skiptoken(url: str, offset: int) -> str:
-    """``url`` asking for rows from ``offset``: its ``$skiptoken`` set, everything else kept."""
-    return with_options(url, skiptoken=offset)
-
-
 def passes_ceiling(offset: int, page_size: int, ceiling: int = SKIPTOKEN_CEILING) -> bool:
     """True when a page at ``offset`` could reach the offset where RWS fails with HTTP 500."""
     return offset + page_size > ceiling
