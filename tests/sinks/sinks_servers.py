@@ -214,8 +214,12 @@ input(type="imtcp" address="127.0.0.1" port="{self.ports["tls"]}" ruleset="tls"
         path = self.out(transport)
         if not path.exists():
             return []
+        # rsyslogd may be half-way through writing the last line: read only
+        # complete lines, so a poll never parses (or decodes) a torn record.
+        data = path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1].decode("utf-8")
         out = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in complete.splitlines():
             host, prog, msgid, msg = line.split("|", 3)
             if prog != "probe":
                 out.append(Entry(host, prog, msgid, json.loads(f'"{msg}"')))
