@@ -1,0 +1,135 @@
+"""What ``o365collector run`` imports: heavy packages stay out of paths that do not use them.
+
+Every module imported is resident for the life of the process, and the collector's peak
+RSS has a budget. ``cryptography`` is only needed to load a certificate credential (and a
+PKCS#12 client certificate for a sink); the ``rich`` tables of ``check``, ``state show``,
+``backfill`` and ``demo`` and the emulator are not part of ``run`` at all. Each probe runs
+in a fresh interpreter, since this test process has imported everything already.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from o365emulator import Emulator, EmulatorSettings, TenantSpec
+from support.auth import make_cert_files
+
+TENANT_ID = "5a6b7c8d-2222-4333-8444-55556666a0f1"
+CLIENT_ID = "6b7c8d9e-2222-4333-8444-55556666c0f1"
+SECRET = "Footpr1nt~Secret-Value.0077"
+
+# Loaded only by commands other than `run`, or only for a certificate credential.
+CLI_ONLY = (
+    "o365collector.backfill",
+    "o365collector.check",
+    "o365collector.demo",
+    "o365emulator",
+    "o365collector.show_state",
+    "o365collector.state.report",
+)
+
+# Writes the watched modules that are loaded when the interpreter exits (after `run`'s
+# sys.exit) to argv[1], then runs the console script's `main` with the rest of argv.
+_RUN = """
+import atexit, json, sys
+out = sys.argv[1]
+def dump():
+    watched = {"cryptography", "o365collector", "o365emulator"}
+    names = sorted(m for m in sys.modules if m.split(".")[0] in watched)
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(names, f)
+atexit.register(dump)
+from o365collector.cli import main
+sys.argv = ["o365collector", *sys.argv[2:]]
+main()
+"""
+
+
+def _loaded_after_import(module: str) -> list[str]:
+    code = (
+        f"import sys, json, {module}; "
+        "print(json.dumps(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in {'cryptography', 'o365collector', 'o365emulator'})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    names: list[str] = orjson.loads(done.stdout)
+    return names
+
+
+def _run_once(tmp_path: Path, credential: dict[str, Any], cert_pem: str) -> list[str]:
+    """Run ``o365collector run --once`` in a fresh interpreter; the watched modules it loaded."""
+    spec = TenantSpec(
+        tenant_id=TENANT_ID,
+        client_id=CLIENT_ID,
+        client_secret=SECRET,
+        rows=5,
+        certificate=cert_pem,
+    )
+    with Emulator(EmulatorSettings(seed=7, tenants=[spec], history_secs=3600)) as emulator:
+        url = emulator.base_url
+        config = {
+            "state_dir": str(tmp_path / "state"),
+            "tenants": [
+                {
+                    "name": "t0",
+                    "tenant_id": TENANT_ID,
+                    "client_id": CLIENT_ID,
+                    "credential": credential,
+                    "endpoints": {"authority": url, "graph": url},
+                }
+            ],
+            "collection": {"initial_lookback_secs": 1800, "settle_delay_secs": 60},
+            "sinks": [{"type": "jsonl", "name": "file", "path": str(tmp_path / "e.jsonl")}],
+        }
+        config_path = tmp_path / "config.yaml"
+        config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        modules = tmp_path / "modules.json"
+        args = ["run", "--config", str(config_path), "--once", "--log-format", "json"]
+        done = subprocess.run(
+            [sys.executable, "-c", _RUN, str(modules), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    names: list[str] = orjson.loads(modules.read_bytes())
+    assert "o365collector.app" in names  # the probe saw the run path
+    return names
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["o365collector.cli", "o365collector.app", "o365collector.http.auth", "o365collector.config"],
+)
+def test_run_modules_import_neither_cryptography_nor_cli_only_code(module: str) -> None:
+    loaded = _loaded_after_import(module)
+    assert module in loaded
+    assert [m for m in loaded if m.split(".")[0] == "cryptography"] == []
+    assert [m for m in loaded if m.startswith(CLI_ONLY)] == []
+
+
+def test_client_secret_run_never_imports_cryptography(tmp_path: Path) -> None:
+    cert = make_cert_files(tmp_path)
+    loaded = _run_once(tmp_path, {"type": "client_secret", "client_secret": SECRET}, cert.cert_text)
+    assert [m for m in loaded if m.split(".")[0] == "cryptography"] == []
+    assert [m for m in loaded if m.startswith(CLI_ONLY)] == []
+
+
+def test_certificate_run_imports_cryptography(tmp_path: Path) -> None:
+    """The control: the probe does see ``cryptography`` when a certificate signs in."""
+    cert = make_cert_files(tmp_path)
+    credential = {"type": "certificate", "certificate_file": str(cert.combined_pem)}
+    loaded = _run_once(tmp_path, credential, cert.cert_text)
+    assert "cryptography.hazmat.primitives.serialization" in loaded
+    assert [m for m in loaded if m.startswith(CLI_ONLY)] == []

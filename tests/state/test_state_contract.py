@@ -1,0 +1,357 @@
+"""What every state backend must do, as the pipeline relies on it (see ``state/store.py``).
+
+Each test runs against every implementation the ``opener`` fixture yields (SQLite today;
+PostgreSQL is added to its params with its backend). Backend specifics (schema versions,
+corrupt files, read-only opens) are tested beside each backend, e.g. test_state_sqlite.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from pg_support import PG_DSN, new_schema
+
+from o365collector.state.postgresql import PostgresStateStore
+from o365collector.state.sqlite import SqliteStateStore
+from o365collector.state.store import Checkpoint, StateStore, dedup_scope
+from o365collector.windows import TimeWindow
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+NOW = datetime(2024, 5, 2, 8, 30, 15, 123456, tzinfo=UTC)
+W1 = TimeWindow(T0, T0 + timedelta(hours=1))
+W2 = TimeWindow(T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+LINK = "https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces?$skiptoken=a%3D"
+MT = "message_trace"
+FAR = 2**40  # an expiry no test reaches
+
+Opener = Callable[[], StateStore]
+
+
+def _sqlite(tmp_path: Path) -> Opener:
+    return lambda: SqliteStateStore(tmp_path / "state" / "state.db")
+
+
+def _postgresql(tmp_path: Path) -> Opener:
+    """A schema of its own on the machine's PostgreSQL (pg_support.py), dropped at exit."""
+    schema = new_schema()
+    return lambda: PostgresStateStore(PG_DSN, schema=schema)
+
+
+BACKENDS: dict[str, Callable[[Path], Opener]] = {"sqlite": _sqlite, "postgresql": _postgresql}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens the same (initially empty) state again on every call; closes what it opened."""
+    opened: list[StateStore] = []
+    make = BACKENDS[request.param](tmp_path)
+
+    def open_state() -> StateStore:
+        store = make()
+        opened.append(store)
+        return store
+
+    yield open_state
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(opener: Opener) -> StateStore:
+    return opener()
+
+
+# --- checkpoints and resume links -----------------------------------------------------------
+
+
+def test_a_lane_that_never_ran_is_empty(store: StateStore) -> None:
+    assert store.load("contoso", MT) == Checkpoint()
+    assert store.load("contoso", MT, "final") == Checkpoint()
+    assert store.all() == []
+    assert store.lanes("contoso", MT) == []
+
+
+def test_inflight_window_and_resume_link_round_trip(store: StateStore) -> None:
+    store.save_inflight("contoso", MT, W1, LINK, NOW)
+    checkpoint = store.load("contoso", MT)
+    assert checkpoint == Checkpoint(watermark=None, inflight=W1, next_link=LINK, updated_at=NOW)
+    assert checkpoint.inflight is not None
+    assert checkpoint.inflight.start.utcoffset() == timedelta(0)
+
+
+def test_commit_moves_the_watermark_and_clears_the_window_and_link(store: StateStore) -> None:
+    store.save_inflight("contoso", MT, W1, LINK, NOW)
+    store.commit_window("contoso", MT, W1, NOW + timedelta(seconds=5))
+    assert store.load("contoso", MT) == Checkpoint(
+        watermark=W1.end, updated_at=NOW + timedelta(seconds=5)
+    )
+
+
+def test_inflight_after_a_commit_keeps_the_watermark(store: StateStore) -> None:
+    store.commit_window("contoso", MT, W1, NOW)
+    store.save_inflight("contoso", MT, W2, LINK, NOW)
+    checkpoint = store.load("contoso", MT)
+    assert (checkpoint.watermark, checkpoint.inflight, checkpoint.next_link) == (W1.end, W2, LINK)
+
+
+def test_the_watermark_never_moves_back(store: StateStore) -> None:
+    store.commit_window("contoso", MT, W2, NOW)
+    store.commit_window("contoso", MT, W1, NOW)
+    assert store.load("contoso", MT).watermark == W2.end
+
+
+def test_times_come_back_in_utc(store: StateStore) -> None:
+    plus2 = timezone(timedelta(hours=2))
+    window = TimeWindow(W1.start.astimezone(plus2), W1.end.astimezone(plus2))
+    store.save_inflight("contoso", MT, window, LINK, NOW.astimezone(plus2))
+    checkpoint = store.load("contoso", MT)
+    assert checkpoint.inflight == W1
+    assert checkpoint.inflight is not None
+    assert checkpoint.inflight.start.utcoffset() == timedelta(0)
+    assert checkpoint.updated_at == NOW
+    assert checkpoint.updated_at is not None
+    assert checkpoint.updated_at.utcoffset() == timedelta(0)
+
+
+def test_tenants_streams_and_lanes_are_separate(store: StateStore) -> None:
+    store.commit_window("contoso", MT, W1, NOW)
+    store.commit_window("fabrikam", MT, W2, NOW)
+    store.save_inflight("contoso", MT, W2, LINK, NOW, lane="final")
+    assert store.load("contoso", MT).watermark == W1.end
+    assert store.load("contoso", MT).inflight is None
+    assert store.load("fabrikam", MT).watermark == W2.end
+    assert store.load("contoso", MT, "final") == Checkpoint(
+        inflight=W2, next_link=LINK, updated_at=NOW
+    )
+    assert store.load("contoso", "other_stream") == Checkpoint()
+
+
+def test_ensure_watermark_sets_the_first_and_keeps_an_existing_one(store: StateStore) -> None:
+    assert store.ensure_watermark("contoso", MT, "live", W1.start, NOW) == W1.start
+    assert store.load("contoso", MT).watermark == W1.start
+    later = NOW + timedelta(hours=1)
+    assert store.ensure_watermark("contoso", MT, "live", W2.end, later) == W1.start
+    assert store.load("contoso", MT) == Checkpoint(watermark=W1.start, updated_at=NOW)
+
+
+def test_ensure_watermark_keeps_the_inflight_window_and_link(store: StateStore) -> None:
+    store.save_inflight("contoso", MT, W2, LINK, NOW, lane="final")
+    assert store.ensure_watermark("contoso", MT, "final", W1.start, NOW) == W1.start
+    checkpoint = store.load("contoso", MT, "final")
+    assert (checkpoint.watermark, checkpoint.inflight, checkpoint.next_link) == (
+        W1.start,
+        W2,
+        LINK,
+    )
+
+
+def test_lanes_lists_one_streams_lanes_backfills_included(store: StateStore) -> None:
+    backfill = "backfill:20240501T000000Z-20240501T020000Z"
+    store.commit_window("contoso", MT, W2, NOW, lane="live")
+    store.commit_window("contoso", MT, W1, NOW, lane=backfill)
+    store.save_inflight("contoso", MT, W1, LINK, NOW, lane="final")
+    store.commit_window("contoso", "other_stream", W1, NOW)
+    store.commit_window("fabrikam", MT, W1, NOW)
+    lanes = store.lanes("contoso", MT)
+    assert [name for name, _ in lanes] == [backfill, "final", "live"]
+    assert dict(lanes)[backfill].watermark == W1.end
+    assert dict(lanes)["final"].next_link == LINK
+
+
+def test_all_lists_every_checkpoint_in_order(store: StateStore) -> None:
+    store.commit_window("fabrikam", MT, W1, NOW)
+    store.commit_window("contoso", MT, W2, NOW, lane="live")
+    store.commit_window("contoso", MT, W1, NOW, lane="final")
+    store.commit_window("contoso", "mail_reports", W1, NOW)
+    assert [key for *key, _ in store.all()] == [
+        ["contoso", "mail_reports", "live"],
+        ["contoso", MT, "final"],
+        ["contoso", MT, "live"],
+        ["fabrikam", MT, "live"],
+    ]
+    assert store.all()[2][3] == Checkpoint(watermark=W2.end, updated_at=NOW)
+
+
+def test_state_survives_reopening(opener: Opener) -> None:
+    first = opener()
+    first.commit_window("contoso", MT, W1, NOW)
+    first.save_inflight("contoso", MT, W2, LINK, NOW)
+    first.set_status("contoso", MT, "ok", "", NOW)
+    first.remember(dedup_scope("contoso", MT), [(b"k1", "delivered", FAR)])
+    first.record_reset_marker("contoso", MT, "2024-05-01", NOW)
+    first.close()
+    second = opener()
+    assert second.load("contoso", MT) == Checkpoint(W1.end, W2, LINK, NOW)
+    assert second.status("contoso", MT) == ("ok", "")
+    assert second.seen_statuses([b"k1"]) == {b"k1": "delivered"}
+    assert second.reset_markers() == {("contoso", MT): "2024-05-01"}
+
+
+# --- resets ---------------------------------------------------------------------------------
+
+
+def _fill(store: StateStore) -> None:
+    """Two tenants × two streams, each with a checkpoint, a health and one delivered fact."""
+    for tenant in ("contoso", "fabrikam"):
+        for stream in (MT, "mail_reports"):
+            store.commit_window(tenant, stream, W1, NOW)
+            store.set_status(tenant, stream, "ok", "", NOW)
+            store.remember(dedup_scope(tenant, stream), [(_key(tenant, stream), "delivered", FAR)])
+
+
+def _key(tenant: str, stream: str) -> bytes:
+    return f"{tenant}/{stream}".encode()
+
+
+def _kept(store: StateStore) -> set[tuple[str, str]]:
+    """The (tenant, stream) pairs that still hold a checkpoint, a health and a fact."""
+    pairs = [(t, s) for t in ("contoso", "fabrikam") for s in (MT, "mail_reports")]
+    seen = store.seen_statuses(sorted(_key(t, s) for t, s in pairs))
+    kept = set()
+    for tenant, stream in pairs:
+        parts = (
+            store.load(tenant, stream).watermark is not None,
+            store.status(tenant, stream) is not None,
+            _key(tenant, stream) in seen,
+        )
+        assert len(set(parts)) == 1, (tenant, stream, parts)  # all three kept or all gone
+        if parts[0]:
+            kept.add((tenant, stream))
+    return kept
+
+
+def test_reset_one_stream_of_one_tenant(store: StateStore) -> None:
+    _fill(store)
+    assert store.reset("contoso", MT) == 1
+    assert store.load("contoso", MT) == Checkpoint()
+    assert _kept(store) == {
+        ("contoso", "mail_reports"),
+        ("fabrikam", MT),
+        ("fabrikam", "mail_reports"),
+    }
+
+
+def test_reset_one_tenant(store: StateStore) -> None:
+    _fill(store)
+    assert store.reset("fabrikam") == 2
+    assert _kept(store) == {("contoso", MT), ("contoso", "mail_reports")}
+
+
+def test_reset_one_stream_of_every_tenant(store: StateStore) -> None:
+    _fill(store)
+    assert store.reset(stream="mail_reports") == 2
+    assert store.load("contoso", "mail_reports") == Checkpoint()
+    assert store.load("fabrikam", "mail_reports") == Checkpoint()
+    assert store.load("contoso", MT).watermark == W1.end
+    assert store.status("contoso", MT) == ("ok", "")
+
+
+def test_reset_all(store: StateStore) -> None:
+    _fill(store)
+    assert store.reset() == 4
+    assert store.reset() == 0
+    assert _kept(store) == set()
+    assert store.all() == []
+
+
+@pytest.mark.parametrize("other", ["Contoso", "contosX", "contos%"])
+def test_reset_one_tenant_forgets_no_fact_of_a_tenant_with_a_like_name(
+    store: StateStore, other: str
+) -> None:
+    """Tenant names are compared exactly: no case folding, no wildcard (``_``, ``%``)."""
+    tenants = ("contos_", other)
+    for tenant in tenants:
+        store.remember(dedup_scope(tenant, MT), [(_key(tenant, MT), "delivered", FAR)])
+    store.reset("contos_")
+    seen = store.seen_statuses(sorted(_key(t, MT) for t in tenants))
+    assert set(seen) == {_key(other, MT)}
+
+
+def test_reset_keeps_reset_markers(store: StateStore) -> None:
+    _fill(store)
+    store.record_reset_marker("contoso", MT, "m1", NOW)
+    store.reset()
+    assert store.reset_markers() == {("contoso", MT): "m1"}
+
+
+# --- stream health --------------------------------------------------------------------------
+
+
+def test_status_round_trip(store: StateStore) -> None:
+    assert store.status("contoso", MT) is None
+    store.set_status("contoso", MT, "failed", "403: consent missing", NOW)
+    assert store.status("contoso", MT) == ("failed", "403: consent missing")
+    store.set_status("contoso", MT, "ok", "", NOW + timedelta(minutes=1))
+    assert store.status("contoso", MT) == ("ok", "")
+    assert store.status("contoso", "mail_reports") is None
+    assert store.status("fabrikam", MT) is None
+
+
+# --- dedup keys -----------------------------------------------------------------------------
+
+
+def test_remember_then_seen_statuses(store: StateStore) -> None:
+    scope = dedup_scope("contoso", MT)
+    assert store.seen_statuses([b"a", b"b"]) == {}
+    store.remember(scope, [(b"a", "pending", FAR), (b"b", "delivered", FAR)])
+    assert store.seen_statuses([b"a", b"b", b"c"]) == {b"a": "pending", b"b": "delivered"}
+    assert store.seen_statuses([]) == {}
+
+
+def test_a_facts_statuses_are_joined_once_each(store: StateStore) -> None:
+    scope = dedup_scope("contoso", MT)
+    store.remember(scope, [(b"a", "pending", FAR)])
+    store.remember(scope, [(b"a", "delivered", FAR)])
+    store.remember(scope, [(b"a", "pending", FAR)])  # a replay adds nothing
+    assert store.seen_statuses([b"a"]) == {b"a": "pending|delivered"}
+
+
+def test_remember_nothing_is_a_no_op(store: StateStore) -> None:
+    store.remember(dedup_scope("contoso", MT), [])
+    assert store.expire_seen(FAR) == 0
+
+
+def test_seen_statuses_answers_for_pages_of_any_size(store: StateStore) -> None:
+    keys = [i.to_bytes(4, "big") for i in range(2500)]
+    store.remember(dedup_scope("contoso", MT), [(k, "delivered", FAR) for k in keys[::2]])
+    found = store.seen_statuses(keys)
+    assert set(found) == set(keys[::2])
+
+
+def test_expire_seen_removes_only_expired_facts(store: StateStore) -> None:
+    scope = dedup_scope("contoso", MT)
+    store.remember(scope, [(b"old", "delivered", 1000), (b"edge", "delivered", 2000)])
+    store.remember(scope, [(b"new", "delivered", 3000)])
+    assert store.expire_seen(1999) == 1
+    assert store.seen_statuses([b"old", b"edge", b"new"]) == {
+        b"edge": "delivered",
+        b"new": "delivered",
+    }
+    assert store.expire_seen(2000) == 0  # expires_at == now is kept
+    assert store.expire_seen(2001) == 1
+    assert store.seen_statuses([b"edge", b"new"]) == {b"new": "delivered"}
+
+
+def test_a_fact_keeps_its_latest_expiry(store: StateStore) -> None:
+    scope = dedup_scope("contoso", MT)
+    store.remember(scope, [(b"a", "pending", 5000)])
+    store.remember(scope, [(b"a", "delivered", 1000)])  # an older window's read
+    assert store.expire_seen(4000) == 0
+    assert store.seen_statuses([b"a"]) == {b"a": "pending|delivered"}
+
+
+# --- reset markers --------------------------------------------------------------------------
+
+
+def test_reset_markers_round_trip(store: StateStore) -> None:
+    assert store.reset_markers() == {}
+    store.record_reset_marker("contoso", MT, "2024-05-01", NOW)
+    store.record_reset_marker("contoso", "mail_reports", "x", NOW)
+    store.record_reset_marker("contoso", MT, "2024-06-01", NOW + timedelta(days=1))
+    assert store.reset_markers() == {
+        ("contoso", MT): "2024-06-01",
+        ("contoso", "mail_reports"): "x",
+    }
