@@ -20,7 +20,7 @@ from o365collector import __version__
 from o365collector.clock import Clock, SystemClock
 from o365collector.config.model import Settings, TenantSettings
 from o365collector.config.streams import configured
-from o365collector.errors import ConfigError, SourceError, UnavailableError
+from o365collector.errors import ConfigError, LeaseLostError, SourceError, UnavailableError
 from o365collector.http.auth import token_provider_for
 from o365collector.http.budget import RequestBudget
 from o365collector.http.client import ApiClient
@@ -36,14 +36,18 @@ from o365collector.pipeline.offered import OfferedReportWorker
 from o365collector.pipeline.stream import StreamIdentity, StreamWorker
 from o365collector.planning.lanes import BandLane, Priority, WatermarkLane
 from o365collector.planning.plan import stream_plan
+from o365collector.scaleout.ownership import TenantOwnership, new_replica_id
+from o365collector.scaleout.runs import TenantRuns
 from o365collector.sinks.base import Sink
 from o365collector.sinks.factory import build_sink
 from o365collector.sources.factory import build_source
 from o365collector.sources.reporting.discovery import ServiceDocument
-from o365collector.state.backend import open_state
+from o365collector.state.backend import open_leases, open_state
+from o365collector.state.leases import Fence
 from o365collector.state.lock import state_lock
 from o365collector.state.resets import apply_configured_resets
-from o365collector.state.store import StreamState
+from o365collector.state.store import StateStore
+from o365collector.state.writer import StateWriter
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +117,7 @@ class Collector:
         self.result = RunResult()
         self.health: HealthServer | None = None
         self.gate = PageGate(settings.collection.max_pages_in_memory)  # every tenant's pages
+        self.ownership: TenantOwnership | None = None  # replicas sharing a PostgreSQL state
 
     async def run(self) -> RunResult:
         """Collect until stopped (or caught up with ``once``); drain, commit, close.
@@ -129,10 +134,17 @@ class Collector:
 
     async def _run(self) -> RunResult:
         settings = self.settings
+        shared = settings.state.backend == "postgresql"  # replicas share tenants by lease
+        fence = Fence(new_replica_id()) if shared else None
         async with contextlib.AsyncExitStack() as held:  # released in reverse order
-            store = open_state(settings)
-            held.callback(store.close)
-            apply_configured_resets(settings, store, self.clock.now())  # reset_persistence_auth
+            opened = open_state(settings, fence=fence)
+            held.callback(opened.close)
+            if fence is None:  # a replica applies a tenant's resets when it takes the tenant
+                apply_configured_resets(settings, opened, self.clock.now())
+            # Every later state call runs off the event loop, on as many threads as the
+            # backend has connections (SQLite: one writer).
+            store = StateWriter(opened, threads=settings.state.pool_size if shared else 1)
+            held.callback(store.close)  # first: calls already started finish before the close
             self._install_signals()
             held.callback(self._remove_signals)
             runners = await self._start_sinks(held)
@@ -145,8 +157,15 @@ class Collector:
                 streams=len(workers),
                 sinks=[r.sink.name for r in runners],
                 once=self.options.once,
+                replica=fence.replica_id if fence else None,
             )
-            await self._wait_for_workers([asyncio.create_task(self._supervise(w)) for w in workers])
+            if fence is None:
+                await self._wait_for_workers(
+                    [asyncio.create_task(self._supervise(w, self.stop)) for w in workers],
+                    self.stop,
+                )
+            else:
+                await self._run_replica(held, fence, opened, workers)
         log.info("Collector stopped.", failures=len(self.result.failures))
         return self.result
 
@@ -187,7 +206,7 @@ class Collector:
         self.health = health
 
     def _stream_workers(
-        self, held: contextlib.AsyncExitStack, dispatcher: Dispatcher, store: StreamState
+        self, held: contextlib.AsyncExitStack, dispatcher: Dispatcher, store: StateWriter
     ) -> list[StreamWorker]:
         """Every tenant's stream workers, each tenant with its HTTP client (closed by ``held``)."""
         tls: dict[Path | None, ssl.SSLContext] = {}
@@ -198,7 +217,7 @@ class Collector:
             workers.extend(self._tenant_workers(tenant, client, dispatcher, store))
         return workers
 
-    def _select(self, workers: list[StreamWorker], store: StreamState) -> list[StreamWorker]:
+    def _select(self, workers: list[StreamWorker], store: StateWriter) -> list[StreamWorker]:
         """Apply the ``streams`` filter and the ``lanes`` override (see ``__init__``)."""
         chosen = [w for w in workers if self.streams is None or w.id.stream in self.streams]
         if self.streams is not None and not chosen:
@@ -222,15 +241,27 @@ class Collector:
             self.clock,
             max_lag_secs=cfg.readiness_max_lag_secs,
             max_sink_failure_secs=cfg.readiness_max_sink_failure_secs,
+            more_problems=self._lease_problems,
         )
         return HealthServer(address[0], address[1], readiness)
+
+    def _lease_problems(self) -> list[str]:
+        """A replica whose leases were not renewed for a lease period is not ready."""
+        ownership = self.ownership
+        if ownership is None or ownership.status.last_renewal is None:
+            return []
+        age = self.clock.monotonic() - ownership.status.last_renewal
+        if age <= ownership.lease_secs:
+            return []
+        reason = f": {ownership.status.error}" if ownership.status.error else ""
+        return [f"tenant leases not renewed for {age:.0f} s{reason}"]
 
     def _tenant_workers(
         self,
         tenant: TenantSettings,
         client: httpx.AsyncClient,
         dispatcher: Dispatcher,
-        store: StreamState,
+        store: StateWriter,
     ) -> list[StreamWorker]:
         collection = self.settings.collection
         tokens = token_provider_for(tenant, client, self.clock)
@@ -283,11 +314,72 @@ class Collector:
                 workers.append(StreamWorker(ctx, store, plan))
         return workers
 
-    async def _supervise(self, worker: StreamWorker) -> None:
-        """Run one stream; a permanent failure is reported and, as a daemon, retried later."""
+    async def _run_replica(
+        self,
+        held: contextlib.AsyncExitStack,
+        fence: Fence,
+        opened: StateStore,
+        workers: list[StreamWorker],
+    ) -> None:
+        """Collect the tenants this replica holds a lease on (see ``scaleout``)."""
+        leases = open_leases(self.settings)
+        held.callback(leases.close)
+        by_tenant: dict[str, list[StreamWorker]] = {}
+        for worker in workers:
+            by_tenant.setdefault(worker.id.tenant, []).append(worker)
+
+        async def run_tenant(tenant: str, stop: asyncio.Event) -> None:
+            await asyncio.to_thread(
+                apply_configured_resets, self.settings, opened, self.clock.now(), tenant=tenant
+            )
+            mine = by_tenant.get(tenant, [])
+            for worker in mine:
+                worker.progress.state = "starting"
+            try:
+                await self._wait_for_workers(
+                    [asyncio.create_task(self._supervise(w, stop)) for w in mine], stop
+                )
+            finally:
+                for worker in mine:
+                    worker.progress.state = "elsewhere"
+
+        ownership = TenantOwnership(
+            leases,
+            fence,
+            list(by_tenant),
+            TenantRuns(run_tenant),
+            self.clock,
+            lease_secs=self.settings.state.lease_secs,
+        )
+        self.ownership = ownership
+        for worker in workers:
+            worker.progress.state = "elsewhere"
+        if self.options.once:
+            await ownership.run_once()
+        else:
+            await ownership.run(self.stop)
+
+    async def _supervise(self, worker: StreamWorker, stop: asyncio.Event) -> None:
+        """Run one stream; a permanent failure is reported and, as a daemon, retried later.
+
+        A replica whose lease on the tenant moved on (it was paused or cut off) stops the
+        stream: its state writes are refused, and the new owner resumes from the last
+        checkpoint.
+        """
+        try:
+            await self._run_stream(worker, stop)
+        except LeaseLostError as exc:
+            log.warning(
+                "Stream stopped: its tenant's lease moved to another replica.",
+                tenant=worker.id.tenant,
+                stream=worker.id.stream,
+                reason=str(exc),
+            )
+
+    async def _run_stream(self, worker: StreamWorker, stop: asyncio.Event) -> None:
         while True:
             try:
-                await worker.run(self.stop, once=self.options.once)
+                await worker.run(stop, once=self.options.once)
             except SourceError as exc:
                 reason = redact(str(exc))
                 worker.progress.state = "failed"
@@ -295,7 +387,7 @@ class Collector:
                 kind = "unavailable" if isinstance(exc, UnavailableError) else type(exc).__name__
                 metrics.ERRORS.labels(stage="receiving", error_type=kind).inc()
                 metrics.STREAM_UP.labels(tenant=worker.id.tenant, stream=worker.id.stream).set(0)
-                worker.store.set_status(
+                await worker.store.set_status(
                     worker.id.tenant, worker.id.stream, "failed", reason, self.clock.now()
                 )
                 log.error(
@@ -310,15 +402,15 @@ class Collector:
                     )
                     return
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), self.options.failure_retry_secs)
-                if self.stop.is_set():
+                    await asyncio.wait_for(stop.wait(), self.options.failure_retry_secs)
+                if stop.is_set():
                     return
                 continue
             return
 
-    async def _wait_for_workers(self, tasks: list[asyncio.Task[None]]) -> None:
+    async def _wait_for_workers(self, tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
         pending: set[asyncio.Task[Any]] = set(tasks)
-        stop_wait: asyncio.Task[Any] = asyncio.create_task(self.stop.wait())
+        stop_wait: asyncio.Task[Any] = asyncio.create_task(stop.wait())
         try:
             while pending:
                 done, pending = await asyncio.wait(

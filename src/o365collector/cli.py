@@ -181,7 +181,7 @@ def state_reset(
 ) -> None:
     """Forget checkpoints and delivered facts: the next run collects that scope again."""
     from o365collector.selection import require_stream  # noqa: PLC0415
-    from o365collector.state.backend import open_state  # noqa: PLC0415
+    from o365collector.state.backend import open_state, state_location  # noqa: PLC0415
 
     try:
         settings = load_settings(config_path)
@@ -208,7 +208,7 @@ def state_reset(
     with contextlib.ExitStack() as held:
         hold_state_lock(held, settings.state_dir, "state reset")  # before asking: fail fast
         if not yes and not click.confirm(
-            f"Reset {scope} in {settings.state_dir}? The next run collects it again from "
+            f"Reset {scope} in {state_location(settings)}? The next run collects it again from "
             "initial_lookback_secs (sinks may receive repeats)",
             default=False,
         ):
@@ -219,6 +219,52 @@ def state_reset(
         finally:
             store.close()
     click.echo(f"Reset {scope}: {removed} checkpoint(s) removed.")
+
+
+@state.command("migrate")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--to",
+    "dsn",
+    required=True,
+    envvar="O365_PG_DSN",
+    help="Target PostgreSQL, postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE "
+    "(default: $O365_PG_DSN, which keeps a password off the command line).",
+)
+@click.option("--schema", default=None, help="Target schema (default: the config's state.schema).")
+@click.option("--force", is_flag=True, help="Replace the target's state of these tenants.")
+def state_migrate(config_path: Path, dsn: str, schema: str | None, force: bool) -> None:
+    """Copy the SQLite state of --config into PostgreSQL: replicas resume where it stopped."""
+    from o365collector.state.backend import state_path  # noqa: PLC0415
+    from o365collector.state.migrate import migrate_to_postgres  # noqa: PLC0415
+    from o365collector.state.pg_database import PgDatabase  # noqa: PLC0415
+
+    try:
+        settings = load_settings(config_path)
+    except O365CollectorError as exc:
+        fail(str(exc), 2)
+        return
+    target_schema = schema or settings.state.db_schema
+    with contextlib.ExitStack() as held:
+        hold_state_lock(held, settings.state_dir, "state migrate")  # no collector writes it
+        try:
+            target = PgDatabase(dsn, target_schema, pool_size=1)
+            held.callback(target.close)
+            report = migrate_to_postgres(state_path(settings), target, force=force)
+        except O365CollectorError as exc:
+            fail(str(exc), 1)
+            return
+    if report.replaced:
+        click.echo(f"Replaced the earlier state of {', '.join(report.replaced)} (--force).")
+    click.echo(
+        f"Copied {report.checkpoints} checkpoint(s), {report.facts} delivered fact(s), "
+        f"{report.statuses} stream health(s) and {report.markers} reset marker(s) of "
+        f"{len(report.tenants)} tenant(s) from {state_path(settings)} to {target.where}."
+    )
+    click.echo(
+        "Next: set `state: {backend: postgresql, dsn: ${O365_PG_DSN}}` in the config and "
+        "start the replicas; do not run the SQLite collector again (see docs/scale-out.md)."
+    )
 
 
 @main.command()

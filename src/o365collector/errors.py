@@ -11,6 +11,7 @@ O365CollectorError
   │    └─ UnavailableError    retries exhausted on transient failures (network, 5xx, 429)
   ├─ SinkError                a sink could not be started or used
   └─ StateError               the checkpoint store failed
+       └─ LeaseLostError      a fenced write refused: another replica holds the tenant now
 
 Every message names what is wrong and how to fix it, and never contains a secret.
 """
@@ -64,3 +65,20 @@ class StateError(O365CollectorError):
 
 class StateLockedError(StateError):
     """Another process holds the state directory's lock; the message names it and the fix."""
+
+
+class LeaseLostError(StateError):
+    """A fenced write was refused: this replica no longer holds the lease on ``tenant``.
+
+    Another replica took the tenant over (or the lease expired): nothing was written, and
+    the tenant's work must stop here, since the new owner resumes from the last commit.
+    """
+
+    def __init__(self, tenant: str, message: str) -> None:
+        """``message`` names the tenant and why; ``tenant`` is kept for the caller."""
+        super().__init__(message)
+        self.tenant = tenant
+
+    def __reduce__(self) -> tuple[type[LeaseLostError], tuple[str, str]]:
+        """Pickled with both arguments (it may cross a process or thread pool boundary)."""
+        return type(self), (self.tenant, str(self))

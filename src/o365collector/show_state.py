@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from o365collector.config.model import Settings
-from o365collector.state.backend import state_path
+from o365collector.state.backend import state_location, state_path
 from o365collector.state.report import state_rows
 
 _COLUMNS = ("tenant", "stream", "lane", "watermark", "lag_secs", "inflight_window", "health")
@@ -15,7 +15,7 @@ _COLUMNS = ("tenant", "stream", "lane", "watermark", "lag_secs", "inflight_windo
 
 def show_state(settings: Settings, *, as_json: bool) -> None:
     """Print :func:`state_rows` for a person (table) or a program (JSON)."""
-    if not state_path(settings).is_file():
+    if settings.state.backend == "sqlite" and not state_path(settings).is_file():
         Console(stderr=True).print(
             f"o365collector: no state yet in {settings.state_dir} (no collector has run with "
             "this state_dir): every stream shows as never run.",
@@ -27,7 +27,7 @@ def show_state(settings: Settings, *, as_json: bool) -> None:
     if as_json:
         console.out(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode(), highlight=False)
         return
-    table = Table(title=f"State in {settings.state_dir}")
+    table = Table(title=f"State in {state_location(settings)}")
     for column in _COLUMNS:
         table.add_column(column)
     for row in rows:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -273,10 +275,66 @@ class ObservabilitySettings(_Strict):
         return host, int(port)
 
 
+_SQLITE_HINT = (
+    "only used with backend: postgresql; set state.backend: postgresql, or remove this key "
+    "to keep the SQLite state in state_dir"
+)
+
+
+class StateSettings(_Strict):
+    """Where the state lives: embedded SQLite in ``state_dir`` (default) or shared PostgreSQL.
+
+    ``dsn`` is a secret (it may hold a password): it is registered for redaction and never
+    shown. The other keys but ``backend`` only apply to PostgreSQL (docs/scale-out.md).
+    """
+
+    backend: Literal["sqlite", "postgresql"] = "sqlite"
+    dsn: SecretStr | None = Field(None, validate_default=True)
+    db_schema: str = Field(
+        "o365collector", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$"
+    )  # the PostgreSQL schema (namespace) of the tables; `schema` shadows a BaseModel name
+    lease_secs: float = Field(30.0, ge=1, le=3600)
+    pool_size: int = Field(4, ge=1, le=100)
+    connect_timeout_secs: float = Field(10.0, gt=0, le=300)
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_iff_postgresql(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        backend = info.data.get("backend", "sqlite")
+        if value is None:
+            if backend == "postgresql":
+                raise ValueError(
+                    "required with backend: postgresql; give the connection string, e.g. "
+                    "dsn: ${O365_PG_DSN} with O365_PG_DSN=postgresql://USER@HOST:5432/DATABASE"
+                )
+            return None
+        dsn = value.get_secret_value()
+        register_secret(dsn)
+        for secret in _dsn_passwords(dsn):
+            register_secret(secret)
+        if backend != "postgresql":
+            raise ValueError(_SQLITE_HINT)
+        if not (dsn.startswith(("postgresql://", "postgres://")) or "=" in dsn):
+            raise ValueError(
+                "not a PostgreSQL connection string; give postgresql://USER[:PASSWORD]@HOST"
+                "[:PORT]/DATABASE or the key=value form (host=… dbname=… user=…)"
+            )
+        return value
+
+    @field_validator("db_schema", "lease_secs", "pool_size", "connect_timeout_secs")
+    @classmethod
+    def _postgresql_only(cls, value: Any, info: ValidationInfo) -> Any:
+        """Runs only for keys the file gives: those are refused with the SQLite backend."""
+        if info.data.get("backend", "sqlite") != "postgresql":
+            raise ValueError(_SQLITE_HINT)
+        return value
+
+
 class Settings(_Strict):
     """The whole configuration file."""
 
     state_dir: Path = Path("state")
+    state: StateSettings = StateSettings()
     tenants: list[TenantSettings] = Field(min_length=1)
     collection: CollectionSettings = CollectionSettings()
     sinks: list[SinkSettings] = Field(min_length=1)
@@ -297,6 +355,23 @@ class Settings(_Strict):
         if dupes:
             raise ValueError(f"sink names must be unique; set `name` on each sink: {dupes}")
         return sinks
+
+
+_KV_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def _dsn_passwords(dsn: str) -> list[str]:
+    """The password written in a DSN (URL or key=value form), as written and decoded."""
+    found: list[str] = []
+    if dsn.startswith(("postgresql://", "postgres://")):
+        with contextlib.suppress(ValueError):
+            password = urlsplit(dsn).password
+            if password:
+                found += [password, unquote(password)]
+        found += [unquote(m) for m in re.findall(r"[?&]password=([^&#]+)", dsn)]
+    for match in _KV_PASSWORD.finditer(dsn):
+        found.append(match.group(1).strip("'").replace("\\'", "'"))
+    return found
 
 
 def _duplicates(names: list[str]) -> list[str]:

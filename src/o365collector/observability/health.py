@@ -30,12 +30,19 @@ class Readiness:
     clock: Clock
     max_lag_secs: float
     max_sink_failure_secs: float
+    more_problems: Callable[[], list[str]] = list  # e.g. tenant leases not renewed
 
     def problems(self) -> list[str]:
-        """Why the collector is not ready (empty when it is)."""
+        """Why the collector is not ready (empty when it is).
+
+        A stream whose tenant another replica collects (state ``elsewhere``) is not this
+        replica's to judge.
+        """
         now: datetime = self.clock.now()
-        found = []
+        found = self.more_problems()
         for p in self.progress.streams.values():
+            if p.state == "elsewhere":
+                continue
             if p.state == "failed":
                 found.append(f"{p.tenant}/{p.stream}: failed: {p.error}")
             elif p.watermark is not None:

@@ -115,3 +115,20 @@ UNKNOWN_VALUES = Counter(
     ["tenant", "stream", "field", "value"],
     registry=REGISTRY,
 )
+LEASES_HELD = Gauge(
+    "collector_tenant_leases_held",
+    "Tenant leases this replica holds (PostgreSQL state, shared by replicas).",
+    registry=REGISTRY,
+)
+LEASE_OLDEST_RENEWAL_AGE = Gauge(
+    "collector_tenant_lease_renewal_age_seconds",
+    "Seconds since this replica last renewed its tenant leases (0 before the first).",
+    registry=REGISTRY,
+)
+LEASE_CHANGES = Counter(
+    "collector_tenant_lease_changes_total",
+    "Tenant leases this replica acquired (taking over from another replica: takeover), "
+    "gave back, or lost.",
+    ["change"],
+    registry=REGISTRY,
+)

@@ -17,6 +17,7 @@ SECRET_KEYS = frozenset(
         "token",
         "api_key",
         "private_key_password",
+        "dsn",  # state.dsn: a PostgreSQL connection string may hold a password
     }
 )
 _lock = threading.Lock()

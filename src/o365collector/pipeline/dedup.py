@@ -12,10 +12,12 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from hashlib import blake2b
 
 from o365collector.event import Event, StreamIds, event_id_after
 from o365collector.sources.base import Page
-from o365collector.state.store import DedupStore, dedup_scope
+from o365collector.state.store import dedup_scope
+from o365collector.state.writer import StateWriter
 
 Fact = tuple[bytes, str]  # (row key, status)
 
@@ -37,7 +39,7 @@ class Deduplicator:
 
     def __init__(
         self,
-        store: DedupStore,
+        store: StateWriter,
         *,
         tenant: str,
         tenant_id: str,
@@ -59,12 +61,18 @@ class Deduplicator:
         self.keep = timedelta(seconds=keep_secs)
         self.ids = StreamIds(tenant_id, stream)
         self._inflight: dict[Fact, asyncio.Future[None]] = {}
+        # A lookup and the in-flight marks it is checked against must not interleave with
+        # a settle (remember, then unmark) of another lane: the fact would be in neither.
+        self._lock = asyncio.Lock()
 
-    def split(self, page: Page) -> PageFacts:
+    async def split(self, page: Page, handed: asyncio.Future[None]) -> PageFacts:
         """Sort a page's records into new facts (as events) and known or in-flight ones.
 
         Each record's identity comes from ``page.facts`` (read once by the source) and is
         hashed once: into its row key and, for a fact to deliver, on into its event id.
+        The new facts are marked as on their way until ``handed`` resolves: other lanes
+        that read them meanwhile wait for it instead of sending them again (see
+        :meth:`release` if the page never reaches the sinks).
         """
         tenant, stream, records = self.tenant, self.stream, page.records
         if not self.shared:
@@ -79,7 +87,17 @@ class Deduplicator:
         # The receive hour leads the row key: a page's rows then sit side by side in the
         # store's B-tree, so inserts and lookups touch a few pages instead of one per row.
         row_keys = self.ids.row_keys(page.facts)
-        known = self.store.seen_statuses(sorted({key for key, _ in row_keys}))
+        async with self._lock:
+            known = await self.store.seen_statuses(sorted({key for key, _ in row_keys}))
+            out = self._classify(page, row_keys, known)
+            for fact in out.facts:
+                self._inflight[fact] = handed
+        return out
+
+    def _classify(
+        self, page: Page, row_keys: list[tuple[bytes, blake2b]], known: dict[bytes, str]
+    ) -> PageFacts:
+        tenant, stream, records = self.tenant, self.stream, page.records
         inflight = self._inflight
         out = PageFacts()
         for record, (_, _, status, _), (key, state) in zip(
@@ -107,19 +125,20 @@ class Deduplicator:
         for fact in facts:
             self._inflight.pop(fact, None)
 
-    def track(self, facts: Sequence[Fact], ack: asyncio.Future[None]) -> None:
-        """Mark ``facts`` as on their way; other lanes wait for ``ack`` instead of resending."""
-        for fact in facts:
-            self._inflight[fact] = ack
-
-    def settle(self, facts: Sequence[Fact], window_end: datetime, *, remember: bool = True) -> None:
+    async def settle(
+        self, facts: Sequence[Fact], window_end: datetime, *, remember: bool = True
+    ) -> None:
         """Remember acknowledged ``facts`` until the horizon after ``window_end`` has passed.
 
         ``remember=False`` (``final`` on history no lane reads again) only releases the
         in-flight marks.
         """
-        if remember:
-            expires = int((window_end + self.keep).timestamp())
-            self.store.remember(self.scope, sorted((key, status, expires) for key, status in facts))
-        for fact in facts:
-            self._inflight.pop(fact, None)
+        if not remember or not facts:
+            self.release(facts)
+            return
+        expires = int((window_end + self.keep).timestamp())
+        async with self._lock:
+            await self.store.remember(
+                self.scope, sorted((key, status, expires) for key, status in facts)
+            )
+            self.release(facts)

@@ -29,7 +29,8 @@ from o365collector.windows import TimeWindow
 log = structlog.get_logger(__name__)
 
 _DONE = None
-Commit = tuple[Awaitable[None], Callable[[], None]]
+Apply = Callable[[], Awaitable[None]]
+Commit = tuple[Awaitable[None], Apply]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +107,8 @@ class WindowReader:
         link: str | None,
         stop: asyncio.Event,
         *,
-        on_page: Callable[[str], None] | None,
-        on_window: Callable[[], None],
+        on_page: Callable[[str], Awaitable[None]] | None,
+        on_window: Apply,
     ) -> bool:
         """Read ``window`` from ``link`` (or its start); False if stopped before its end.
 
@@ -134,8 +135,8 @@ class WindowReader:
         page: Page,
         window: TimeWindow,
         remember: bool,
-        on_page: Callable[[str], None] | None,
-        on_window: Callable[[], None],
+        on_page: Callable[[str], Awaitable[None]] | None,
+        on_window: Apply,
     ) -> bool:
         """Send a page's new facts to the sinks and queue its commit; True if it was the last.
 
@@ -146,11 +147,10 @@ class WindowReader:
         permit = page.permit
         try:
             self._received.inc(len(page.records))
-            facts = ctx.dedup.split(page)
             # In flight before waiting for room in the sinks' queues: a lane that reads the
             # same rows meanwhile waits for this delivery instead of sending them again.
             handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            ctx.dedup.track(facts.facts, handed)
+            facts = await ctx.dedup.split(page, handed)
             try:
                 ack = await ctx.dispatcher.submit(facts.events)
             except BaseException:
@@ -166,14 +166,14 @@ class WindowReader:
         self._count(facts.new_rows, facts.status_changes)
         waits = [ack, *facts.waits]
 
-        def settle(facts_: list[tuple[bytes, str]] = facts.facts) -> None:
-            ctx.dedup.settle(facts_, window.end, remember=remember)
+        async def settle(facts_: list[tuple[bytes, str]] = facts.facts) -> None:
+            await ctx.dedup.settle(facts_, window.end, remember=remember)
             ctx.progress.events += len(facts_)
 
         if page.next_link is None:
             await self._queue.put((_all(waits), _then(settle, on_window)))
             return True
-        after: Callable[[], None] = settle
+        after: Apply = settle
         if on_page is not None:
             after = _then(settle, functools.partial(on_page, page.next_link))
         await self._queue.put((_all(waits), after))
@@ -200,7 +200,7 @@ class WindowReader:
                 return
             ack, apply = item
             await ack
-            apply()
+            await apply()
             # Not kept while waiting for the next page: a lane idle after its last page
             # would hold that page's facts (with many tenants, half a backlog's worth).
             del item, ack, apply
@@ -227,10 +227,10 @@ async def _all(waits: list[asyncio.Future[None]]) -> None:
         await wait
 
 
-def _then(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
-    def both() -> None:
-        first()
-        second()
+def _then(first: Apply, second: Apply) -> Apply:
+    async def both() -> None:
+        await first()
+        await second()
 
     return both
 

@@ -11,7 +11,7 @@ from o365collector.pipeline.lane import LaneContext, wait_or_stop
 from o365collector.pipeline.stream import StreamWorker
 from o365collector.planning.plan import StreamPlan
 from o365collector.sources.reporting.discovery import ServiceDocument
-from o365collector.state.store import StreamState
+from o365collector.state.writer import StateWriter
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +28,7 @@ class OfferedReportWorker(StreamWorker):
     def __init__(
         self,
         ctx: LaneContext,
-        store: StreamState,
+        store: StateWriter,
         plan: StreamPlan,
         *,
         discovery: ServiceDocument,

@@ -9,7 +9,7 @@ after every acknowledged page was committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from o365collector.errors import RestartWindowError, UnavailableError
@@ -23,7 +23,7 @@ from o365collector.planning.lanes import (
     sweep_window,
 )
 from o365collector.planning.plan import StreamPlan
-from o365collector.state.store import StreamState
+from o365collector.state.writer import StateWriter
 from o365collector.windows import PlannerSettings, TimeWindow, floor_second, plan_next_window
 
 __all__ = ["StreamIdentity", "StreamWorker"]
@@ -34,7 +34,7 @@ _EXPIRE_EVERY = timedelta(minutes=10)
 class StreamWorker:
     """Runs every lane of one stream until stopped (or, with ``once``, caught up)."""
 
-    def __init__(self, ctx: LaneContext, store: StreamState, plan: StreamPlan) -> None:
+    def __init__(self, ctx: LaneContext, store: StateWriter, plan: StreamPlan) -> None:
         """Wire one stream; call :meth:`run` in a task."""
         self.ctx = ctx
         self.id = ctx.identity
@@ -49,7 +49,7 @@ class StreamWorker:
     async def run(self, stop: asyncio.Event, *, once: bool) -> None:
         """Run all lanes; the first permanent failure stops the others and is raised."""
         self._healthy = False
-        self._init_marks()
+        await self._init_marks()
         lane_stop = asyncio.Event()
         relay = asyncio.create_task(_relay(stop, lane_stop))
         ident = self.ctx.identity
@@ -83,7 +83,7 @@ class StreamWorker:
             relay.cancel()
             self.progress.state = "stopped"
 
-    def _init_marks(self) -> None:
+    async def _init_marks(self) -> None:
         now = self.ctx.clock.now()
         first = floor_second(now - timedelta(seconds=self.plan.initial_lookback_secs))
         for lane in self.plan.lanes:
@@ -92,7 +92,7 @@ class StreamWorker:
             start = lane.start or first
             if lane.name == "live":
                 start = live_start(first, now, self.plan.final_age_secs)
-            self._marks[lane.name] = self.store.ensure_watermark(
+            self._marks[lane.name] = await self.store.ensure_watermark(
                 self.id.tenant, self.id.stream, lane.name, start, now
             )
         self.progress.watermark = self._marks.get("live") or self._marks.get("final")
@@ -121,7 +121,7 @@ class StreamWorker:
     async def _watermark_loop(
         self, lane: WatermarkLane, reader: WindowReader, stop: asyncio.Event, once: bool
     ) -> None:
-        checkpoint = self.store.load(self.id.tenant, self.id.stream, lane.name)
+        checkpoint = await self.store.load(self.id.tenant, self.id.stream, lane.name)
         resume: tuple[TimeWindow, str | None] | None = None
         if checkpoint.inflight is not None:
             resume = (checkpoint.inflight, checkpoint.next_link)
@@ -134,7 +134,7 @@ class StreamWorker:
         )
         while not stop.is_set():
             if resume is None:
-                self._expire_dedup()
+                await self._expire_dedup()
                 window, wait = self._next_window(lane, settings, reader)
                 if window is None:
                     if once or (lane.until is not None and self._marks[lane.name] >= lane.until):
@@ -199,18 +199,20 @@ class StreamWorker:
                 window = TimeWindow(window.start, live)
         return window, plan.wait_secs
 
-    def _on_page(self, lane: str, window: TimeWindow) -> Callable[[str], None]:
-        def apply(next_link: str) -> None:
-            self.store.save_inflight(
+    def _on_page(self, lane: str, window: TimeWindow) -> Callable[[str], Awaitable[None]]:
+        async def apply(next_link: str) -> None:
+            await self.store.save_inflight(
                 self.id.tenant, self.id.stream, window, next_link, self.ctx.clock.now(), lane
             )
 
         return apply
 
-    def _on_window(self, lane: str, window: TimeWindow, started: datetime) -> Callable[[], None]:
-        def apply() -> None:
+    def _on_window(
+        self, lane: str, window: TimeWindow, started: datetime
+    ) -> Callable[[], Awaitable[None]]:
+        async def apply() -> None:
             now = self.ctx.clock.now()
-            self.store.commit_window(self.id.tenant, self.id.stream, window, now, lane)
+            await self.store.commit_window(self.id.tenant, self.id.stream, window, now, lane)
             metrics.COMMITS.labels(tenant=self.id.tenant, stream=self.id.stream).inc()
             metrics.LANE_WATERMARK_LAG.labels(
                 tenant=self.id.tenant, stream=self.id.stream, lane=lane
@@ -219,7 +221,7 @@ class StreamWorker:
             if not self._healthy:
                 self._healthy = True
                 self.progress.error = ""
-                self.store.set_status(self.id.tenant, self.id.stream, "ok", "", now)
+                await self.store.set_status(self.id.tenant, self.id.stream, "ok", "", now)
                 metrics.STREAM_UP.labels(tenant=self.id.tenant, stream=self.id.stream).set(1)
             if lane == "live" or not self._has_live:
                 self.progress.watermark = window.end
@@ -233,8 +235,11 @@ class StreamWorker:
                 )
                 if absorbed is not None:
                     skipped = TimeWindow(self._marks["final"], absorbed)
-                    self.store.commit_window(self.id.tenant, self.id.stream, skipped, now, "final")
-                    self._marks["final"] = absorbed
+                    await self.store.commit_window(
+                        self.id.tenant, self.id.stream, skipped, now, "final"
+                    )
+                    # `final` may have moved on while the commit was written (never back).
+                    self._marks["final"] = max(self._marks["final"], absorbed)
 
         return apply
 
@@ -267,8 +272,8 @@ class StreamWorker:
                 return
             await wait_or_stop(stop, lane.every_secs - (clock.monotonic() - started))
 
-    def _on_sweep(self, lane: BandLane) -> Callable[[], None]:
-        def apply() -> None:
+    def _on_sweep(self, lane: BandLane) -> Callable[[], Awaitable[None]]:
+        async def apply() -> None:
             metrics.RESWEEP_COMPLETED.labels(
                 tenant=self.id.tenant, stream=self.id.stream, lane=lane.name
             ).set(self.ctx.clock.now().timestamp())
@@ -285,11 +290,11 @@ class StreamWorker:
             retry_in_secs=self.plan.unavailable_pause_secs,
         )
 
-    def _expire_dedup(self) -> None:
+    async def _expire_dedup(self) -> None:
         now = self.ctx.clock.now()
         if self._last_expiry is None or now - self._last_expiry >= _EXPIRE_EVERY:
             self._last_expiry = now
-            self.store.expire_seen(int(now.timestamp()))
+            await self.store.expire_seen(int(now.timestamp()))
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:

@@ -27,12 +27,18 @@ class AppliedReset:
 
 
 def apply_configured_resets(
-    settings: Settings, store: StateStore, now: datetime
+    settings: Settings, store: StateStore, now: datetime, *, tenant: str | None = None
 ) -> list[AppliedReset]:
-    """Apply the resets ``settings`` asks for (only Devo layouts have any; see apply_resets)."""
+    """Apply the resets ``settings`` asks for (only Devo layouts have any; see apply_resets).
+
+    ``tenant``: only that tenant's (a replica applies them as it takes the tenant).
+    """
     if not isinstance(settings, CompatSettings):
         return []
-    return apply_resets(store, settings.reset_markers(), now)
+    markers = settings.reset_markers()
+    if tenant is not None:
+        markers = [m for m in markers if m.tenant == tenant]
+    return apply_resets(store, markers, now)
 
 
 def apply_resets(

@@ -12,7 +12,8 @@
 
 Consumers take the narrowest of these; only :func:`o365collector.state.backend.open_state`
 chooses and builds an implementation (:class:`~o365collector.state.sqlite.SqliteStateStore`
-today). A backend passes ``tests/unit/test_state_contract.py``.
+or :class:`~o365collector.state.postgresql.PostgresStateStore`). A backend passes
+``tests/state/test_state_contract.py``.
 
 Every write names its tenant (a dedup scope starts with it, see :func:`dedup_scope`), so a
 backend shared by several collectors can fence each write with the generation of the lease

@@ -1,0 +1,1 @@
+"""Replicas that share the tenants through the state database (PostgreSQL backend)."""
