@@ -31,6 +31,8 @@ class Replica:
         self.table = LeaseTable.open(PG_DSN, schema)
         self.running: set[str] = set()
         self.drained: list[str] = []
+        self.drain_gate = asyncio.Event()  # cleared: a stopped tenant's drain hangs
+        self.drain_gate.set()
         self.ownership = TenantOwnership(
             self.table,
             Fence(name),
@@ -44,6 +46,7 @@ class Replica:
         self.running.add(tenant)
         try:
             await stop.wait()
+            await self.drain_gate.wait()
         finally:
             self.running.discard(tenant)
             self.drained.append(tenant)
@@ -138,3 +141,63 @@ async def test_shutdown_drains_everything_and_frees_the_leases_for_others(schema
         assert staying.held == set(TENANTS)
     finally:
         await staying.close()
+
+
+async def test_a_lost_tenant_is_not_taken_again_until_its_old_work_has_drained(
+    schema: str,
+) -> None:
+    victim, thief = Replica("victim", schema), Replica("thief", schema)
+    try:
+        await _settle([victim])
+        tenant = sorted(victim.held)[0]
+        await asyncio.to_thread(thief.table.heartbeat, "thief", LEASE)
+        with admin() as conn:
+            conn.execute(
+                sql.SQL("UPDATE {}.leases SET expires_at = now() WHERE tenant = %s").format(
+                    sql.Identifier(schema)
+                ),
+                (tenant,),
+            )
+        assert await asyncio.to_thread(thief.table.acquire, tenant, "thief", LEASE)
+        victim.drain_gate.clear()  # the lost tenant's last pages take a while to commit
+        await victim.round()
+        assert tenant not in victim.held and tenant in victim.running
+        # The thief leaves while the victim's old work is still draining.
+        await asyncio.to_thread(thief.table.leave, "thief")
+        await victim.round()
+        assert tenant not in victim.held  # free, but its old work has not ended
+        victim.drain_gate.set()
+        await asyncio.gather(*victim.ownership._stopping)
+        await victim.round()
+        assert tenant in victim.held and tenant in victim.running  # taken and collected
+    finally:
+        await victim.close()
+        thief.table.close()
+
+
+async def test_a_restart_waits_for_the_previous_run_of_the_tenant_to_end() -> None:
+    events: list[str] = []
+    gate = asyncio.Event()
+
+    async def work(tenant: str, stop: asyncio.Event) -> None:
+        events.append("start")
+        await stop.wait()
+        await gate.wait()
+        events.append("end")
+
+    runs = TenantRuns(work)
+    runs.start("t")
+    await asyncio.sleep(0)
+    stopping = asyncio.create_task(runs.stop("t"))
+    await asyncio.sleep(0)
+    runs.start("t")  # while the first run still drains
+    await asyncio.sleep(0)
+    assert events == ["start"]
+    gate.set()
+    await stopping
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert events == ["start", "end", "start"]
+    assert runs.running() == ["t"]
+    await runs.stop("t")
+    assert events[-1] == "end" and runs.running() == []

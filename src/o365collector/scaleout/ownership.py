@@ -140,7 +140,10 @@ class TenantOwnership:
         rows = await asyncio.to_thread(self.leases.leases)
         busy = {r.tenant: r.owner for r in rows if r.active and r.owner in live}
         mine = set(self.fence.held())
-        free = [t for t in self.tenants if t not in busy and t not in mine]
+        # A tenant lost earlier whose old work is still stopping is not free yet: taking it
+        # now would hand the new lease's generation to work that is on its way out.
+        stopping = set(self.work.running()) - mine
+        free = [t for t in self.tenants if t not in busy and t not in mine | stopping]
         moves = rebalance(
             self.replica_id,
             held=mine - self._leaving.keys(),
@@ -203,7 +206,7 @@ class TenantOwnership:
             metrics.LEASE_CHANGES.labels(change="lost").inc()
             log.warning(
                 "Tenant lease lost (this replica was paused or cut off, and another took "
-                "the tenant over); its work stops and nothing more of it is written.",
+                "the tenant over); its work stops and no more of its state is written.",
                 tenant=tenant,
             )
             task = asyncio.create_task(self.work.stop(tenant))

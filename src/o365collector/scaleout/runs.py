@@ -23,12 +23,26 @@ class TenantRuns:
         self._running: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
 
     def start(self, tenant: str) -> None:
-        """Start ``tenant``'s work (nothing if it is running)."""
-        if tenant in self._running:
+        """Start ``tenant``'s work (nothing if it is running).
+
+        If its previous work was asked to stop and has not ended yet, the new work starts
+        once the old has drained, so one tenant never has two runs at a time.
+        """
+        entry = self._running.get(tenant)
+        if entry is not None and not entry[1].done() and not entry[0].is_set():
             return
+        previous = entry[1] if entry is not None and not entry[1].done() else None
         stop = asyncio.Event()
-        task = asyncio.create_task(self._run(tenant, stop), name=f"tenant {tenant}")
+        task = asyncio.create_task(self._after(previous, tenant, stop), name=f"tenant {tenant}")
         self._running[tenant] = (stop, task)
+
+    async def _after(
+        self, previous: asyncio.Task[None] | None, tenant: str, stop: asyncio.Event
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})
+        if not stop.is_set():
+            await self._run(tenant, stop)
 
     async def stop(self, tenant: str) -> None:
         """Ask ``tenant``'s work to stop and wait until it drained (nothing if not running).
