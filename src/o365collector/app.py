@@ -328,13 +328,14 @@ class Collector:
         for worker in workers:
             by_tenant.setdefault(worker.id.tenant, []).append(worker)
 
-        async def run_tenant(tenant: str, stop: asyncio.Event) -> None:
+        async def run_tenant(tenant: str, stop: asyncio.Event, takeover: bool) -> None:
             await asyncio.to_thread(
                 apply_configured_resets, self.settings, opened, self.clock.now(), tenant=tenant
             )
             mine = by_tenant.get(tenant, [])
             for worker in mine:
                 worker.progress.state = "starting"
+                worker.after_takeover = takeover
             try:
                 await self._wait_for_workers(
                     [asyncio.create_task(self._supervise(w, stop)) for w in mine], stop

@@ -16,6 +16,7 @@ import pytest
 from o365collector.clock import SystemClock
 from o365collector.config.model import RetrySettings
 from o365collector.event import Event, row_facts
+from o365collector.observability import metrics
 from o365collector.observability.progress import StreamProgress
 from o365collector.page_gate import PageGate
 from o365collector.pipeline.dedup import Deduplicator, PageFacts
@@ -184,6 +185,24 @@ async def test_final_forgets_history_it_alone_reads(rig: Rig) -> None:
         await reader.drain()
         again = await _split(ctx, _page({"id": "t-0-0", "recipientAddress": "r@c", "status": "ok"}))
         assert (again.events == []) is expect_remembered, window
+
+
+async def test_first_pages_after_a_takeover_are_counted_as_the_redelivery_bound(
+    rig: Rig,
+) -> None:
+    def bound(tenant: str) -> float:
+        value = metrics.REGISTRY.get_sample_value(
+            "collector_takeover_redelivery_bound_events_total", {"tenant": tenant, "stream": "s"}
+        )
+        return value or 0.0
+
+    for tenant, suspect in (("taken-over", 2), ("fresh", 0)):
+        ctx = rig.context(tenant, GatedSource(PageGate(None), tenant, pages=5, rows=7, peak=[0]))
+        reader = WindowReader(ctx, "live", Priority.LIVE, suspect_pages=suspect)
+        reader.start()
+        await reader.read(WINDOW, None, asyncio.Event(), on_page=None, on_window=_nothing)
+        await reader.drain()
+        assert bound(tenant) == suspect * 7
 
 
 async def _nothing() -> None:

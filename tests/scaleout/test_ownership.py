@@ -31,6 +31,7 @@ class Replica:
         self.table = LeaseTable.open(PG_DSN, schema)
         self.running: set[str] = set()
         self.drained: list[str] = []
+        self.taken_over: list[str] = []  # started after a previous owner stopped unannounced
         self.drain_gate = asyncio.Event()  # cleared: a stopped tenant's drain hangs
         self.drain_gate.set()
         self.ownership = TenantOwnership(
@@ -42,7 +43,9 @@ class Replica:
             lease_secs=LEASE,
         )
 
-    async def _work(self, tenant: str, stop: asyncio.Event) -> None:
+    async def _work(self, tenant: str, stop: asyncio.Event, takeover: bool) -> None:
+        if takeover:
+            self.taken_over.append(tenant)
         self.running.add(tenant)
         try:
             await stop.wait()
@@ -99,6 +102,7 @@ async def test_a_joining_replica_gets_tenants_the_others_drained_first(schema: s
         given = set(TENANTS) - first.held
         assert given <= set(first.drained)  # stopped (drained) before it was released
         assert second.running == second.held == given
+        assert second.taken_over == []  # handed back cleanly: nothing may come twice
     finally:
         await first.close()
         await second.close()
@@ -179,7 +183,7 @@ async def test_a_restart_waits_for_the_previous_run_of_the_tenant_to_end() -> No
     events: list[str] = []
     gate = asyncio.Event()
 
-    async def work(tenant: str, stop: asyncio.Event) -> None:
+    async def work(tenant: str, stop: asyncio.Event, takeover: bool) -> None:
         events.append("start")
         await stop.wait()
         await gate.wait()
@@ -201,3 +205,24 @@ async def test_a_restart_waits_for_the_previous_run_of_the_tenant_to_end() -> No
     assert runs.running() == ["t"]
     await runs.stop("t")
     assert events[-1] == "end" and runs.running() == []
+
+
+async def test_tenants_of_a_replica_that_vanished_are_started_as_takeovers(schema: str) -> None:
+    gone, survivor = Replica("gone", schema), Replica("survivor", schema)
+    try:
+        await _settle([gone, survivor])
+        lost = set(gone.held)
+        assert lost
+        with admin() as conn:  # "gone" stops heartbeating (SIGKILL) and its leases run out
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {}.replicas SET expires_at = now() WHERE replica_id = 'gone'"
+                ).format(sql.Identifier(schema))
+            )
+        await _settle([survivor], rounds=2)
+        assert survivor.held == set(TENANTS)
+        assert set(survivor.taken_over) == lost
+    finally:
+        await asyncio.gather(*(gone.ownership.work.stop(t) for t in TENANTS))
+        await survivor.close()
+        gone.table.close()

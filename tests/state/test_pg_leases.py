@@ -134,9 +134,12 @@ def test_released_leases_are_free_for_others_at_once(
     _held(a, "a", "fabrikam")
     assert b.release("b", ["contoso"]) == set()  # not its own
     assert a.release("a", ["contoso", "nobody"]) == {"contoso"}
+    # Handed back, not abandoned: the next owner sees no previous owner.
+    assert {lease.tenant: lease.owner for lease in b.leases()}["contoso"] == ""
     assert b.acquire("contoso", "b", TTL) == 2
     assert b.acquire("fabrikam", "b", TTL) is None
     assert a.leave("a") == {"fabrikam"}
+    assert {lease.tenant: lease.owner for lease in b.leases()}["fabrikam"] == ""
     assert b.live_replicas() == ["b"]
     assert b.acquire("fabrikam", "b", TTL) == 2
 

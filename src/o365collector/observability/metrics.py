@@ -132,3 +132,11 @@ LEASE_CHANGES = Counter(
     ["change"],
     registry=REGISTRY,
 )
+TAKEOVER_REDELIVERY_BOUND = Counter(
+    "collector_takeover_redelivery_bound_events_total",
+    "Events delivered from a lane's first pages after this replica took a tenant over from "
+    "one that stopped without handing it back: the previous owner may have delivered them "
+    "without committing, so at most these arrive twice (an upper bound).",
+    ["tenant", "stream"],
+    registry=REGISTRY,
+)

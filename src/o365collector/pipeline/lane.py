@@ -29,6 +29,8 @@ from o365collector.windows import TimeWindow
 log = structlog.get_logger(__name__)
 
 _DONE = None
+MAX_PAGES_IN_FLIGHT = 4
+"""Pages a lane hands to the sinks before the oldest is committed (plus one being handed)."""
 Apply = Callable[[], Awaitable[None]]
 Commit = tuple[Awaitable[None], Apply]
 
@@ -62,15 +64,20 @@ class WindowReader:
         ctx: LaneContext,
         lane: str,
         priority: Priority,
-        max_pages_in_flight: int = 4,
+        max_pages_in_flight: int = MAX_PAGES_IN_FLIGHT,
         *,
         forget_older_than_secs: float | None = None,
+        suspect_pages: int = 0,
     ) -> None:
         """Create the reader; :meth:`start` launches its committer.
 
         ``forget_older_than_secs``: facts read in a window that ended longer ago than this
         (when its read began) are delivered but not remembered, because no lane will read
         that window again (``final`` on history: the costliest writes of a backfill).
+
+        ``suspect_pages``: after a takeover, the events of this many first pages are counted
+        in ``collector_takeover_redelivery_bound_events_total``: the previous owner may have
+        delivered them without committing (it had at most that many pages in flight).
         """
         self.ctx = ctx
         self.lane = lane
@@ -84,6 +91,7 @@ class WindowReader:
         ident = ctx.identity
         self.log = log.bind(tenant=ident.tenant, stream=ident.stream, lane=lane)
         self._received = metrics.RECEIVED.labels(tenant=ident.tenant, stream=ident.stream)
+        self._suspect_pages = suspect_pages
 
     def start(self) -> None:
         """Start the committer task."""
@@ -164,6 +172,12 @@ class WindowReader:
         _follow(ack, handed)
         ctx.progress.pages += 1
         self._count(facts.new_rows, facts.status_changes)
+        if self._suspect_pages > 0:
+            self._suspect_pages -= 1
+            ident = ctx.identity
+            metrics.TAKEOVER_REDELIVERY_BOUND.labels(tenant=ident.tenant, stream=ident.stream).inc(
+                len(facts.events)
+            )
         waits = [ack, *facts.waits]
 
         async def settle(facts_: list[tuple[bytes, str]] = facts.facts) -> None:

@@ -14,7 +14,13 @@ from datetime import datetime, timedelta
 
 from o365collector.errors import RestartWindowError, UnavailableError
 from o365collector.observability import metrics
-from o365collector.pipeline.lane import LaneContext, StreamIdentity, WindowReader, wait_or_stop
+from o365collector.pipeline.lane import (
+    MAX_PAGES_IN_FLIGHT,
+    LaneContext,
+    StreamIdentity,
+    WindowReader,
+    wait_or_stop,
+)
 from o365collector.planning.lanes import (
     BandLane,
     WatermarkLane,
@@ -45,17 +51,24 @@ class StreamWorker:
         self._has_live = any(lane.name == "live" for lane in plan.lanes)
         self._last_expiry: datetime | None = None
         self._healthy = False
+        # Set before a run that follows a takeover: the previous owner may have delivered
+        # the first pages of each lane without committing them (counted, see lane.py).
+        self.after_takeover = False
 
     async def run(self, stop: asyncio.Event, *, once: bool) -> None:
         """Run all lanes; the first permanent failure stops the others and is raised."""
         self._healthy = False
         await self._init_marks()
+        suspect_pages = 0
+        if self.after_takeover:
+            self.after_takeover = False  # a retry after a failure resumes its own commits
+            suspect_pages = MAX_PAGES_IN_FLIGHT + 1
         lane_stop = asyncio.Event()
         relay = asyncio.create_task(_relay(stop, lane_stop))
         ident = self.ctx.identity
         tasks = [
             asyncio.create_task(
-                self._run_lane(lane, lane_stop, once),
+                self._run_lane(lane, lane_stop, once, suspect_pages),
                 name=f"lane {lane.name} of {ident.tenant}/{ident.stream}",
             )
             for lane in self.plan.lanes
@@ -98,12 +111,22 @@ class StreamWorker:
         self.progress.watermark = self._marks.get("live") or self._marks.get("final")
 
     async def _run_lane(
-        self, lane: WatermarkLane | BandLane, stop: asyncio.Event, once: bool
+        self,
+        lane: WatermarkLane | BandLane,
+        stop: asyncio.Event,
+        once: bool,
+        suspect_pages: int = 0,
     ) -> None:
         # `final` remembers what it delivers within `remember_secs` (a band may still be
         # sweeping that window) and forgets older history, which no lane reads again.
         forget = self.plan.remember_secs if lane.name == "final" else None
-        reader = WindowReader(self.ctx, lane.name, lane.priority, forget_older_than_secs=forget)
+        reader = WindowReader(
+            self.ctx,
+            lane.name,
+            lane.priority,
+            forget_older_than_secs=forget,
+            suspect_pages=suspect_pages,
+        )
         reader.start()
         try:
             if isinstance(lane, WatermarkLane):

@@ -186,7 +186,7 @@ class TenantOwnership:
         if generation is None:
             return False  # another replica won the race
         self.fence.hold(tenant, generation)
-        takeover = previous_owner not in (None, self.replica_id)
+        takeover = previous_owner not in (None, "", self.replica_id)  # "": handed back
         metrics.LEASE_CHANGES.labels(change="takeover" if takeover else "acquired").inc()
         log.info(
             "Tenant lease acquired; collecting it.",
@@ -195,7 +195,7 @@ class TenantOwnership:
             previous_owner=previous_owner if takeover else None,
         )
         self.status.held.add(tenant)
-        self.work.start(tenant)
+        self.work.start(tenant, takeover=takeover)
         return True
 
     def _lose(self, tenants: list[str]) -> None:

@@ -10,8 +10,10 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-TenantRun = Callable[[str, asyncio.Event], Coroutine[Any, Any, None]]
-"""Runs one tenant's work until its event is set (or, with ``--once``, until caught up)."""
+TenantRun = Callable[[str, asyncio.Event, bool], Coroutine[Any, Any, None]]
+"""``run(tenant, stop, takeover)``: one tenant's work until ``stop`` is set (or, with
+``--once``, until caught up); ``takeover`` when the tenant's previous owner stopped without
+handing it back."""
 
 
 class TenantRuns:
@@ -22,7 +24,7 @@ class TenantRuns:
         self._run = run
         self._running: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
 
-    def start(self, tenant: str) -> None:
+    def start(self, tenant: str, *, takeover: bool = False) -> None:
         """Start ``tenant``'s work (nothing if it is running).
 
         If its previous work was asked to stop and has not ended yet, the new work starts
@@ -33,16 +35,22 @@ class TenantRuns:
             return
         previous = entry[1] if entry is not None and not entry[1].done() else None
         stop = asyncio.Event()
-        task = asyncio.create_task(self._after(previous, tenant, stop), name=f"tenant {tenant}")
+        task = asyncio.create_task(
+            self._after(previous, tenant, stop, takeover), name=f"tenant {tenant}"
+        )
         self._running[tenant] = (stop, task)
 
     async def _after(
-        self, previous: asyncio.Task[None] | None, tenant: str, stop: asyncio.Event
+        self,
+        previous: asyncio.Task[None] | None,
+        tenant: str,
+        stop: asyncio.Event,
+        takeover: bool,
     ) -> None:
         if previous is not None:
             await asyncio.wait({previous})
         if not stop.is_set():
-            await self._run(tenant, stop)
+            await self._run(tenant, stop, takeover)
 
     async def stop(self, tenant: str) -> None:
         """Ask ``tenant``'s work to stop and wait until it drained (nothing if not running).

@@ -72,12 +72,12 @@ _RENEW: LiteralString = (
     "AND l.expires_at > now() RETURNING l.tenant"
 )
 _RELEASE: LiteralString = (
-    "UPDATE {s}.leases SET expires_at = now() WHERE owner = %(owner)s "
+    "UPDATE {s}.leases SET expires_at = now(), owner = '' WHERE owner = %(owner)s "
     "AND tenant = ANY(%(tenants)s::text[]) AND expires_at > now() RETURNING tenant"
 )
 _LEAVE: LiteralString = (
     "WITH gone AS (UPDATE {s}.replicas SET expires_at = now() WHERE replica_id = %(owner)s) "
-    "UPDATE {s}.leases SET expires_at = now() WHERE owner = %(owner)s "
+    "UPDATE {s}.leases SET expires_at = now(), owner = '' WHERE owner = %(owner)s "
     "AND expires_at > now() RETURNING tenant"
 )
 _LEASES: LiteralString = (
@@ -232,6 +232,9 @@ class LeaseTable:
 
     def release(self, replica_id: str, tenants: Iterable[str]) -> set[str]:
         """Hand ``tenants`` back (on shutdown): they expire now, free for others at once.
+
+        The owner is cleared: whoever acquires the tenant next resumes from a clean
+        hand-back, not a takeover.
 
         Returns the tenants released (those ``replica_id`` still held).
         """

@@ -140,6 +140,6 @@ def _refusal(state_dir: Path, path: Path, holder: dict[str, Any] | None) -> str:
         )
     return (
         f"state_dir {state_dir} is in use: {who}. Stop that process first, or give this one "
-        "another state_dir; replicas cannot share one state_dir (shared state needs the "
-        "PostgreSQL backend, which is planned)"
+        "another state_dir; replicas cannot share one state_dir (replicas share state through "
+        "the PostgreSQL backend: docs/scale-out.md)"
     )
