@@ -5,7 +5,8 @@
     app        app (wires a run), selection (what a command's options pick)
     pipeline   pipeline (lanes, dedup, delivery) · scaleout (tenant leases among replicas)
     ends       sources (Microsoft) · sinks (SIEMs) · state (beside the pipeline)
-    services   http (requests, sign-in, budget) · planning (windows, lanes, plans)
+    services   http (requests, sign-in, budget) · planning (windows, lanes, plans) ·
+               normalize (ECS/OCSF documents for the sinks)
     config     config (validated settings)
     core       errors, clock, windows, event, dates, clouds, streams (the catalog),
                certificates, page_gate, observability
@@ -32,7 +33,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "page_gate", "observability", "__init__",
     ),
     "config": ("config",),
-    "services": ("http", "planning"),
+    "services": ("http", "planning", "normalize"),
     "ends": ("sources", "sinks", "state"),
     "pipeline": ("pipeline", "scaleout"),
     "app": ("app", "selection"),
