@@ -41,6 +41,7 @@ BENCHMARKS = [
     "hotpath",
     "steady",
     "backfill",
+    "replicas",
 ]
 RESULTS = ROOT / "bench" / "results.json"
 DOCS = ROOT / "docs" / "benchmarks.md"
