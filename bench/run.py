@@ -42,6 +42,7 @@ BENCHMARKS = [
     "steady",
     "backfill",
     "replicas",
+    "normalize",
 ]
 RESULTS = ROOT / "bench" / "results.json"
 DOCS = ROOT / "docs" / "benchmarks.md"
