@@ -24,6 +24,7 @@ from replicas_support import (
     PAGE_SIZE,
     TENANTS,
     Replica,
+    Union,
     check_union,
     checkpoints,
     held_by,
@@ -102,6 +103,22 @@ class Deployment:
                 assert one.proc.wait(60) == 0, f"{one.workdir.name} did not stop cleanly"
         return stopped
 
+    def start_settled(self, count: int, share: int) -> list[Replica]:
+        """Start ``count`` replicas and wait until each holds ``share`` tenants."""
+        started = [self.add() for _ in range(count)]
+        wait_until(
+            lambda: f"never settled at {share} each: {self.describe()}",
+            lambda: self.settled(*((r, share, share) for r in started)),
+        )
+        return started
+
+    def stop_and_check(self, emulator, started: datetime) -> Union:
+        """Stop every replica; the union of their outputs against the ground truth."""
+        stopped = self.stop_all()
+        return check_union(
+            emulator, self.replicas, started, stopped, self.tmp_path / "truth.ndjson"
+        )
+
     def close(self) -> None:
         for one in self.replicas:
             one.kill()
@@ -135,21 +152,23 @@ def _acquired_from(
     return [(tenant, at) for tenant, at in found if at >= since]
 
 
+def _repeats_only_of(union: Union, tenants: set[str], who: str) -> int:
+    """Events delivered more than once, after checking they are all of ``tenants``."""
+    outside = {f for f in union.repeated if f[0] not in tenants}
+    assert not outside, f"repeats of tenants {who} never held: {sorted(outside)[:3]}"
+    return sum(n - 1 for n in union.repeated.values())
+
+
 def test_three_replicas_spread_thirty_tenants_and_deliver_each_row_once(deployment, emulator):
     started = now()
-    replicas = [deployment.add() for _ in range(3)]
-    wait_until(
-        lambda: f"never settled at {SHARE} each: {deployment.describe()}",
-        lambda: deployment.settled(*((r, SHARE, SHARE) for r in replicas)),
-    )
+    replicas = deployment.start_settled(3, SHARE)
     spread = deployment.describe()
     owners = {lease.tenant: lease.owner for lease in deployment.table.leases() if lease.active}
     time.sleep(TAIL_SECS)
     # still the same spread: nobody kept moving tenants around once settled
     assert deployment.settled(*((r, SHARE, SHARE) for r in replicas)), deployment.describe()
     assert {lease.tenant: lease.owner for lease in deployment.table.leases()} == owners
-    stopped = deployment.stop_all()
-    union = check_union(emulator, replicas, started, stopped, deployment.tmp_path / "truth.ndjson")
+    union = deployment.stop_and_check(emulator, started)
     assert not union.repeated, f"{len(union.repeated)} facts twice: {list(union.repeated)[:3]}"
     # each replica delivered (only) tenants it was leased at some point
     for one in replicas:
@@ -163,11 +182,7 @@ def test_three_replicas_spread_thirty_tenants_and_deliver_each_row_once(deployme
 
 def test_sigkilled_replica_tenants_are_taken_over_with_nothing_missing(deployment, emulator):
     started = now()
-    replicas = [deployment.add() for _ in range(3)]
-    wait_until(
-        lambda: f"never settled: {deployment.describe()}",
-        lambda: deployment.settled(*((r, SHARE, SHARE) for r in replicas)),
-    )
+    replicas = deployment.start_settled(3, SHARE)
     victim, survivors = replicas[0], replicas[1:]
     victim_tenants = deployment.held(victim)
     assert len(victim_tenants) == SHARE
@@ -195,14 +210,9 @@ def test_sigkilled_replica_tenants_are_taken_over_with_nothing_missing(deploymen
     assert takeover.total_seconds() <= 3 * LEASE_SECS, f"takeover took {takeover}"
     assert {t for t, _ in moves} == victim_tenants
     time.sleep(TAIL_SECS)
-    stopped = deployment.stop_all()
-    union = check_union(
-        emulator, deployment.replicas, started, stopped, deployment.tmp_path / "truth.ndjson"
-    )
-    repeats = sum(n - 1 for n in union.repeated.values())
+    union = deployment.stop_and_check(emulator, started)
     # only what the dead replica delivered and had not committed comes twice: its tenants
-    outside = {f for f in union.repeated if f[0] not in victim_tenants}
-    assert not outside, f"repeats of tenants the victim never held: {sorted(outside)[:3]}"
+    repeats = _repeats_only_of(union, victim_tenants, "the victim")
     bound = PAGE_SIZE * len(victim_tenants)  # one page per stream (one here) per tenant
     assert repeats <= bound, f"{repeats} repeats > {bound}"
     assert repeats <= delivered_by_victim
@@ -214,11 +224,7 @@ def test_sigkilled_replica_tenants_are_taken_over_with_nothing_missing(deploymen
 
 def test_paused_replica_writes_nothing_stale_after_its_tenants_moved(deployment, emulator):
     started = now()
-    replicas = [deployment.add() for _ in range(3)]
-    wait_until(
-        lambda: f"never settled: {deployment.describe()}",
-        lambda: deployment.settled(*((r, SHARE, SHARE) for r in replicas)),
-    )
+    replicas = deployment.start_settled(3, SHARE)
     paused, others = replicas[0], replicas[1:]
     its_tenants = deployment.held(paused)
     paused.signal(signal.SIGSTOP)
@@ -273,13 +279,8 @@ def test_paused_replica_writes_nothing_stale_after_its_tenants_moved(deployment,
     stream_stopped = [
         e for e in after_resume if e.get("event", "").startswith("Stream stopped: its tenant")
     ]
-    stopped = deployment.stop_all()
-    union = check_union(
-        emulator, deployment.replicas, started, stopped, deployment.tmp_path / "truth.ndjson"
-    )
-    repeats = sum(n - 1 for n in union.repeated.values())
-    outside = {f for f in union.repeated if f[0] not in its_tenants}
-    assert not outside, f"repeats of tenants the paused replica never held: {sorted(outside)[:3]}"
+    union = deployment.stop_and_check(emulator, started)
+    repeats = _repeats_only_of(union, its_tenants, "the paused replica")
     assert repeats <= PAGE_SIZE * len(its_tenants)
     print(
         f"\npaused {len(its_tenants)} tenants taken over in {took:.1f} s; after SIGCONT "
@@ -290,11 +291,7 @@ def test_paused_replica_writes_nothing_stale_after_its_tenants_moved(deployment,
 
 def test_a_joining_replica_takes_its_share_and_nothing_comes_twice(deployment, emulator):
     started = now()
-    first = [deployment.add() for _ in range(2)]
-    wait_until(
-        lambda: f"two replicas never settled at 15 each: {deployment.describe()}",
-        lambda: deployment.settled(*((r, 15, 15) for r in first)),
-    )
+    first = deployment.start_settled(2, 15)
     time.sleep(3)  # collecting (catch-up done or under way) when the third joins
     joining = now()
     third = deployment.add()
@@ -304,7 +301,7 @@ def test_a_joining_replica_takes_its_share_and_nothing_comes_twice(deployment, e
     )
     joined = deployment.describe()
     time.sleep(TAIL_SECS)
-    stopped = deployment.stop_all()
+    union = deployment.stop_and_check(emulator, started)
     # the joiner's tenants were handed back (drained, then released) after it joined, not
     # taken over: the first two stayed live throughout (earlier hand-backs are the start's)
     handed = [
@@ -316,8 +313,5 @@ def test_a_joining_replica_takes_its_share_and_nothing_comes_twice(deployment, e
     assert len(handed) >= 8, f"only {handed} handed back after the join"
     gained = {e["tenant"] for e in third.events("Tenant lease acquired")}
     assert gained <= set(handed), (sorted(gained), handed)  # every tenant was leased at join
-    union = check_union(
-        emulator, deployment.replicas, started, stopped, deployment.tmp_path / "truth.ndjson"
-    )
     assert not union.repeated, f"{len(union.repeated)} facts twice: {list(union.repeated)[:3]}"
     print(f"\nafter the join {joined}; {len(handed)} handed back; {union.delivered} events")
