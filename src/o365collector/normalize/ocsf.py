@@ -46,6 +46,7 @@ from o365collector.event import Event
 # Shared with the ECS mapper on purpose (same rows, same field names and value rules).
 from o365collector.normalize.ecs import (
     _ENVELOPE_KEYS,
+    _MAPPED,
     GRAPH_NAMES,
     RWS_NAMES,
     Direction,
@@ -220,7 +221,7 @@ def _leftovers(record: dict[str, Any], names: _Names, unmapped: dict[str, Any]) 
     """``unmapped``: the raw status, every field no attribute holds, and rejected values."""
     part: dict[str, Any] = {}
     _put(part, names.status, record.get(names.status))
-    mapped = names.mapped()
+    mapped = _MAPPED[names]
     for key, value in record.items():
         if key in mapped or key in _ENVELOPE_KEYS:
             continue
