@@ -42,6 +42,7 @@ also the ``_id`` to index under), ``event.kind`` / ``category`` / ``type``, ``ev
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -105,6 +106,8 @@ RWS_NAMES = _Names(
     "Status",
 )
 _MAPPED = {GRAPH_NAMES: GRAPH_NAMES.mapped(), RWS_NAMES: RWS_NAMES.mapped()}
+_GRAPH_KEYS = (GRAPH_NAMES, _MAPPED[GRAPH_NAMES])
+_RWS_KEYS = (RWS_NAMES, _MAPPED[RWS_NAMES])
 # RWS-only keys, kept under o365.message_trace by these names; dates as ISO-8601 UTC.
 _RWS_LEFTOVERS = {
     "Organization": "organization",
@@ -113,10 +116,11 @@ _RWS_LEFTOVERS = {
     "Index": "index",
 }
 _DATE_LEFTOVERS = frozenset({"start_date", "end_date"})
+_ISO_HEAD = len("2026-12-01T00:00:00")
 _ENVELOPE_KEYS = frozenset({"__metadata"})  # RWS verbose JSON's per-row OData envelope
 
 
-def message_trace_to_ecs(
+def message_trace_to_ecs(  # noqa: PLR0912, PLR0915 - one flat pass is the cost budget
     event: Event, *, local_domains: Sequence[str] = (), include_original: bool = False
 ) -> dict[str, Any]:
     """The ECS document of one message trace row (Graph or RWS), as nested dicts.
@@ -130,30 +134,187 @@ def message_trace_to_ecs(
         The document: ``@timestamp``, ``ecs``, ``event``, ``email``, ``source``,
         ``destination``, ``user``, ``related``, ``o365collector`` (tenant, stream, event id)
         and ``o365.message_trace`` (what no ECS field holds). Absent values are omitted.
+
+    One pass with few calls: normalization's budget is a few microseconds per event
+    (``bench/normalize.py``), so each value is read and checked once, inline.
     """
     record = event.record
-    names = RWS_NAMES if _is_rws(record) else GRAPH_NAMES
-    status = status_of(_text(record.get(names.status)))
-    sender = _text(record.get(names.sender))
-    recipient = _text(record.get(names.recipient))
-    direction = email_direction(sender, recipient, local_domains)
-    received = _iso_ms(record.get(names.received))
+    names, mapped = _RWS_KEYS if "MessageTraceId" in record or "Received" in record else _GRAPH_KEYS
+    get = record.get
+    raw_status = get(names.status)
+    status = status_of(raw_status if raw_status.__class__ is str and raw_status else None)
+    sender = get(names.sender)
+    if sender.__class__ is not str or not sender:
+        sender = None
+    recipient = get(names.recipient)
+    if recipient.__class__ is not str or not recipient:
+        recipient = None
+    from_ip = get(names.from_ip)
+    if from_ip.__class__ is not str or not from_ip:
+        from_ip = None
+    to_ip = get(names.to_ip)
+    if to_ip.__class__ is not str or not to_ip:
+        to_ip = None
+    s_name, s_domain, s_lower = _parts(sender)
+    r_name, r_domain, r_lower = _parts(recipient)
+    direction: Direction | None = None
+    if local_domains:
+        local = _local_set(tuple(local_domains))
+        from_local = s_lower in local
+        to_local = r_lower in local
+        if from_local:
+            direction = "internal" if to_local else "outbound"
+        else:
+            direction = "inbound" if to_local else "external"
+    raw_received = get(names.received)
+    received = _iso_ms(raw_received)
+
     doc: dict[str, Any] = {}
-    _put(doc, "@timestamp", received)
+    if received is not None:
+        doc["@timestamp"] = received
     doc["ecs"] = {"version": ECS_VERSION}
-    doc["event"] = _event_part(event, status, include_original=include_original)
-    doc["email"] = _email_part(record, names, direction, received)
-    _put(doc, "source", _endpoint(_text(record.get(names.from_ip)), sender))
-    _put(doc, "destination", _endpoint(_text(record.get(names.to_ip)), recipient))
-    _put(doc, "user", _user_part(direction, sender, recipient))
-    _put(doc, "related", _related_part(record, names, sender, recipient))
+    event_part: dict[str, Any] = {
+        "id": event.event_id,
+        "kind": "event",
+        "category": ["email"],
+        "type": ["info"],
+        "outcome": status.ecs_outcome,
+    }
+    if status.ecs_action:
+        event_part["action"] = status.ecs_action
+    if include_original:
+        event_part["original"] = orjson.dumps(record).decode()
+    doc["event"] = event_part
+
+    email: dict[str, Any] = {}
+    if direction is not None:
+        email["direction"] = direction
+    if sender is not None:
+        email["from"] = {"address": [sender]}
+    if recipient is not None:
+        email["to"] = {"address": [recipient]}
+    value = get(names.trace_id)
+    if value.__class__ is str and value:
+        email["local_id"] = value
+    value = get(names.message_id)
+    if value.__class__ is str and value:
+        email["message_id"] = value
+    value = get(names.subject)
+    if value.__class__ is str and value:
+        email["subject"] = value
+    if received is not None:
+        email["delivery_timestamp"] = received
+    raw_size = get(names.size)
+    size = _long(raw_size)
+    if size is not None:
+        email["attachments"] = {"file": {"size": size}}
+    doc["email"] = email
+
+    if from_ip is not None or sender is not None:
+        doc["source"] = _side(from_ip, sender, s_name, s_domain)
+    if to_ip is not None or recipient is not None:
+        doc["destination"] = _side(to_ip, recipient, r_name, r_domain)
+    if direction == "inbound":
+        if recipient is not None:
+            doc["user"] = _own_user(recipient, r_name)
+    elif direction == "outbound":
+        if sender is not None:
+            doc["user"] = _own_user(sender, s_name)
+    elif direction == "internal" and (sender is not None or recipient is not None):
+        doc["user"] = _own_side(direction, sender, recipient)
+    related: dict[str, Any] = {}
+    users = [v for v in (recipient, sender, r_name, s_name) if v is not None]
+    if users:
+        related["user"] = list(dict.fromkeys(users)) if len(users) > 1 else users
+    if from_ip is not None:
+        related["ip"] = [from_ip] if to_ip is None or to_ip == from_ip else [from_ip, to_ip]
+    elif to_ip is not None:
+        related["ip"] = [to_ip]
+    if related:
+        doc["related"] = related
     doc[ENVELOPE_NAMESPACE] = {
         "tenant": event.tenant,
         "stream": event.stream,
         "event_id": event.event_id,
     }
-    _put(doc, PRODUCT_NAMESPACE, _leftovers(record, names, received))
+
+    leftovers: dict[str, Any] = {}
+    if raw_status is not None and raw_status != "":
+        leftovers["status"] = raw_status
+    if received is None and raw_received is not None and raw_received != "":
+        leftovers["received"] = raw_received
+    if size is None and raw_size is not None and raw_size != "":
+        leftovers["size"] = raw_size
+    for key, value in record.items():
+        if key in mapped or key in _ENVELOPE_KEYS:
+            continue
+        if value is None or value == "" or (value.__class__ in (dict, list) and not value):
+            continue
+        name = _RWS_LEFTOVERS.get(key, key)
+        if name in _DATE_LEFTOVERS:
+            value = _iso_ms_cached(value) if value.__class__ is str else value
+        leftovers[name] = value
+    if leftovers:
+        doc[PRODUCT_NAMESPACE] = {"message_trace": leftovers}
     return doc
+
+
+def _side(
+    ip: str | None, address: str | None, name: str | None, domain: str | None
+) -> dict[str, Any]:
+    """``source.*`` or ``destination.*`` from an IP and an address split once."""
+    part: dict[str, Any] = {}
+    if ip is not None:
+        part["ip"] = ip
+    if address is not None:
+        if domain is not None:
+            part["domain"] = domain
+        user: dict[str, Any] = {"email": address, "id": address}
+        if name is not None:
+            user["name"] = name
+        if domain is not None:
+            user["domain"] = domain
+        part["user"] = user
+    return part
+
+
+def _own_user(address: str, name: str | None) -> dict[str, Any]:
+    """``user.*`` of one address on the tenant's side."""
+    if name is None:
+        return {"email": address, "id": address}
+    return {"email": address, "id": address, "name": name}
+
+
+def _own_side(direction: Direction, sender: str | None, recipient: str | None) -> dict[str, Any]:
+    """``user.*``: the tenant's own side (recipient inbound, sender outbound, both
+    internal, recipient first as lists)."""
+    if direction == "inbound":
+        addresses = [recipient] if recipient else []
+    elif direction == "outbound":
+        addresses = [sender] if sender else []
+    else:
+        addresses = _unique([recipient, sender])
+    if not addresses:
+        return {}
+    one = _one_or_list(addresses)
+    part: dict[str, Any] = {"email": one, "id": one}
+    local_names = _unique([_split(address)[0] for address in addresses])
+    if local_names:
+        part["name"] = _one_or_list(local_names)
+    return part
+
+
+@functools.lru_cache(maxsize=8192)
+def _parts(address: str | None) -> tuple[str | None, str | None, str | None]:
+    """An address's local part, domain and lower-case domain (addresses repeat: cached)."""
+    name, domain = _split(address)
+    return name, domain, None if domain is None else domain.lower()
+
+
+@functools.lru_cache(maxsize=64)
+def _local_set(local_domains: tuple[str, ...]) -> frozenset[str]:
+    """A tenant's local domains as a lower-case set (made once per tenant)."""
+    return frozenset(domain.strip().lower() for domain in local_domains)
 
 
 def email_direction(
@@ -171,7 +332,7 @@ def email_direction(
     """
     if not local_domains:
         return None
-    local = {domain.strip().lower() for domain in local_domains}
+    local = _local_set(tuple(local_domains))
     from_local = _domain(sender) in local
     to_local = _domain(recipient) in local
     if from_local and to_local:
@@ -319,9 +480,32 @@ def _long(value: object) -> int | None:
 
 
 def _iso_ms(value: object) -> str | None:
-    """A vendor date as ``YYYY-MM-DDThh:mm:ss.fffZ`` (UTC, cut to the millisecond)."""
+    """A vendor date as ``YYYY-MM-DDThh:mm:ss.fffZ`` (UTC, cut to the millisecond).
+
+    Zone-less and ``Z`` ISO values (what Graph and RWS JSON light send) are cut as text,
+    after the calendar is checked; other shapes (``/Date(ms)/``, offsets) go through
+    :func:`parse_date`.
+    """
+    if value.__class__ is str and len(value) >= _ISO_HEAD and value[10] == "T":
+        text: str = value
+        tail = text[_ISO_HEAD:]
+        if tail[-1:] == "Z":
+            tail = tail[:-1]
+        if not tail or (tail[0] == "." and tail[1:].isdigit()):
+            head = text[:_ISO_HEAD]
+            try:
+                datetime.fromisoformat(head)  # the calendar check
+            except ValueError:
+                return None
+            return f"{head}.{tail[1:4]:0<3}Z"
     moment = parse_date(value)
     return None if moment is None else _format_ms(moment)
+
+
+@functools.lru_cache(maxsize=256)
+def _iso_ms_cached(value: str) -> str | None:
+    """:func:`_iso_ms` for values a page repeats on every row (RWS's query window)."""
+    return _iso_ms(value)
 
 
 def _format_ms(moment: datetime) -> str:

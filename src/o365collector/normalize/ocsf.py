@@ -31,6 +31,7 @@ Absent, ``null`` and ``""`` values are omitted.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import time as _time
@@ -46,18 +47,18 @@ from o365collector.event import Event
 # Shared with the ECS mapper on purpose (same rows, same field names and value rules).
 from o365collector.normalize.ecs import (
     _ENVELOPE_KEYS,
+    _ISO_HEAD,
     _MAPPED,
     GRAPH_NAMES,
     RWS_NAMES,
     Direction,
-    _is_rws,
     _long,
     _Names,
     _put,
     _text,
     email_direction,
 )
-from o365collector.normalize.status import status_of
+from o365collector.normalize.status import StatusMapping, status_of
 
 OCSF_VERSION = "1.8.0"
 EMAIL_ACTIVITY_CLASS_UID = 4009
@@ -84,6 +85,7 @@ DIRECTION_IDS: dict[Direction | None, tuple[int, str]] = {
 # OCSF email_t, as the 1.8.0 dictionary defines it.
 _EMAIL_T = re.compile(r"^[a-zA-Z0-9!#$%&'*+-/=?^_`{|}~.]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 - for zone-less UTC text
 _MS = timedelta(milliseconds=1)
 
 
@@ -104,58 +106,95 @@ def message_trace_to_ocsf(
         ``dst_endpoint`` and ``unmapped``. Absent values are omitted.
     """
     record = event.record
-    names = RWS_NAMES if _is_rws(record) else GRAPH_NAMES
+    names = RWS_NAMES if "MessageTraceId" in record or "Received" in record else GRAPH_NAMES
+    get = record.get
     unmapped: dict[str, Any] = {}
-    status = status_of(_text(record.get(names.status)))
-    sender = _email(record, names.sender, unmapped)
-    recipient = _email(record, names.recipient, unmapped)
-    raw_sender = _text(record.get(names.sender))
-    raw_recipient = _text(record.get(names.recipient))
+    raw_status = get(names.status)
+    status = status_of(raw_status if raw_status.__class__ is str and raw_status else None)
+    raw_sender = _text(get(names.sender))
+    raw_recipient = _text(get(names.recipient))
+    sender = _valid_email(raw_sender, names.sender, unmapped)
+    recipient = _valid_email(raw_recipient, names.recipient, unmapped)
     direction_id, direction = DIRECTION_IDS[
         email_direction(raw_sender, raw_recipient, local_domains)
     ]
-    raw_received = record.get(names.received)
-    received = parse_date(raw_received)
-    if received is None:
+    raw_received = get(names.received)
+    time_ms = _epoch_ms(raw_received)
+    if time_ms is None:
         _put(unmapped, names.received, raw_received)
         time_ms = _time.time_ns() // 1_000_000
-    else:
-        time_ms = (received - _EPOCH) // _MS
 
-    doc: dict[str, Any] = {
-        "class_uid": EMAIL_ACTIVITY_CLASS_UID,
-        "class_name": "Email Activity",
-        "category_uid": NETWORK_CATEGORY_UID,
-        "category_name": "Network Activity",
-        "activity_id": TRACE_ACTIVITY_ID,
-        "activity_name": "Trace",
-        "type_uid": EMAIL_ACTIVITY_CLASS_UID * 100 + TRACE_ACTIVITY_ID,
-        "type_name": "Email Activity: Trace",
-        "time": time_ms,
-        "severity_id": SEVERITY_INFORMATIONAL,
-        "severity": "Informational",
-        "status_id": status.ocsf_status_id,
-        "status": status.ocsf_status,
-        "disposition_id": status.ocsf_disposition_id,
-        "disposition": status.ocsf_disposition,
-        "action_id": status.ocsf_action_id,
-        "action": status.ocsf_action,
-        "direction_id": direction_id,
-        "direction": direction,
-        "protocol_name": "SMTP",
-    }
-    _put(doc, "status_detail", status.name)
+    doc: dict[str, Any] = {**_TRACE_CLASSIFICATION, "time": time_ms}
+    doc.update(_status_fields(status))
+    doc["direction_id"] = direction_id
+    doc["direction"] = direction
+    doc["protocol_name"] = "SMTP"
     doc["metadata"] = _metadata(event, raw_received)
-    _put(doc, "message_trace_uid", _text(record.get(names.trace_id)))
+    value = get(names.trace_id)
+    if value.__class__ is str and value:
+        doc["message_trace_uid"] = value
     doc["email"] = _email_part(record, names, sender, recipient, unmapped)
-    _put(doc, "from", sender)
-    _put(doc, "to", [recipient] if recipient else None)
+    if sender is not None:
+        doc["from"] = sender
+    if recipient is not None:
+        doc["to"] = [recipient]
     _put(doc, "src_endpoint", _endpoint(record, names.from_ip, unmapped))
     _put(doc, "dst_endpoint", _endpoint(record, names.to_ip, unmapped))
     _put(doc, "unmapped", _leftovers(record, names, unmapped))
     if include_raw:
         doc["raw_data"] = orjson.dumps(record).decode()
     return doc
+
+
+_TRACE_CLASSIFICATION: dict[str, Any] = {
+    "class_uid": EMAIL_ACTIVITY_CLASS_UID,
+    "class_name": "Email Activity",
+    "category_uid": NETWORK_CATEGORY_UID,
+    "category_name": "Network Activity",
+    "activity_id": TRACE_ACTIVITY_ID,
+    "activity_name": "Trace",
+    "type_uid": EMAIL_ACTIVITY_CLASS_UID * 100 + TRACE_ACTIVITY_ID,
+    "type_name": "Email Activity: Trace",
+    "severity_id": SEVERITY_INFORMATIONAL,
+    "severity": "Informational",
+}
+
+
+@functools.lru_cache(maxsize=256)
+def _status_fields(status: StatusMapping) -> dict[str, Any]:
+    """The status, disposition and action attributes of a status (made once per status;
+    callers copy them into their event)."""
+    fields: dict[str, Any] = {
+        "status_id": status.ocsf_status_id,
+        "status": status.ocsf_status,
+        "disposition_id": status.ocsf_disposition_id,
+        "disposition": status.ocsf_disposition,
+        "action_id": status.ocsf_action_id,
+        "action": status.ocsf_action,
+    }
+    _put(fields, "status_detail", status.name)
+    return fields
+
+
+def _epoch_ms(value: object) -> int | None:
+    """A vendor date as epoch milliseconds (cut, not rounded), or ``None``.
+
+    The zone-less and ``Z`` ISO values Graph and RWS JSON light send are read from the
+    text; other shapes go through :func:`parse_date`.
+    """
+    if value.__class__ is str and len(value) >= _ISO_HEAD and value[10] == "T":
+        text: str = value
+        tail = text[_ISO_HEAD:]
+        if tail[-1:] == "Z":
+            tail = tail[:-1]
+        if not tail or (tail[0] == "." and tail[1:].isdigit()):
+            try:
+                moment = datetime.fromisoformat(text[:_ISO_HEAD])
+            except ValueError:
+                return None
+            return (moment - _EPOCH_NAIVE) // _MS + int(f"{tail[1:4]:0<3}")
+    parsed = parse_date(value)
+    return None if parsed is None else (parsed - _EPOCH) // _MS
 
 
 def _metadata(event: Event, raw_received: object) -> dict[str, Any]:
@@ -197,11 +236,31 @@ def _email_part(
 
 def _email(record: dict[str, Any], key: str, unmapped: dict[str, Any]) -> str | None:
     """A valid ``email_t`` address, else ``None`` (an invalid one goes to ``unmapped``)."""
-    address = _text(record.get(key))
-    if address is None or _EMAIL_T.match(address):
+    return _valid_email(_text(record.get(key)), key, unmapped)
+
+
+def _valid_email(address: str | None, key: str, unmapped: dict[str, Any]) -> str | None:
+    """``address`` when it is an ``email_t``, else ``None`` (kept in ``unmapped``)."""
+    if address is None or _is_email(address):
         return address
     unmapped[key] = address
     return None
+
+
+@functools.lru_cache(maxsize=8192)
+def _is_email(address: str) -> bool:
+    """Whether ``address`` is an OCSF ``email_t`` (addresses repeat: cached)."""
+    return _EMAIL_T.match(address) is not None
+
+
+@functools.lru_cache(maxsize=8192)
+def _is_ip(value: str) -> bool:
+    """Whether ``value`` is an IPv4 or IPv6 address (IPs repeat: cached)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _endpoint(record: dict[str, Any], key: str, unmapped: dict[str, Any]) -> dict[str, Any]:
@@ -209,9 +268,7 @@ def _endpoint(record: dict[str, Any], key: str, unmapped: dict[str, Any]) -> dic
     value = _text(record.get(key))
     if value is None:
         return {}
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
+    if not _is_ip(value):
         unmapped[key] = value
         return {}
     return {"ip": value}
