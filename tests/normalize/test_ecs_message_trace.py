@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,12 +13,17 @@ import yaml
 from o365collector.dates import parse_date
 from o365collector.event import Event, event_id
 from o365collector.normalize.ecs import message_trace_to_ecs
+from support.ecs_fields import (
+    FIXTURES,
+    PRODUCT_PREFIXES,
+    ecs_problems,
+    flatten,
+    load_ecs,
+)
 
-FIXTURES = Path(__file__).parents[2] / ".." / "shared" / "fixtures"
 GOLDEN_DIR = (
     FIXTURES / "elastic-integrations" / "data_stream" / "log" / "_dev" / "test" / "pipeline"
 )
-ECS_FLAT = FIXTURES / "ecs-9.4.0" / "ecs_flat.yml"
 SAMPLES = FIXTURES.parent / "reference" / "samples"
 GRAPH_STREAM = "message_trace"
 RWS_STREAM = "rws.MessageTrace"
@@ -60,17 +63,6 @@ RWS_TO_GRAPH = {
     "ToIP": "toIP",
     "Status": "status",
 }
-
-
-def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as dotted keys; lists and scalars are leaves."""
-    flat: dict[str, Any] = {}
-    for key, value in doc.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def rws_event(record: dict[str, Any], tenant: str = TENANT) -> Event:
@@ -300,26 +292,6 @@ def test_status_drives_outcome_and_action_and_an_unknown_status_is_kept() -> Non
 
 # (c) every field is ECS 9.4 with a compatible type, or in the product namespaces ---------
 
-PRODUCT_PREFIXES = ("o365collector.", "o365.")
-STRING_TYPES = {"keyword", "wildcard", "constant_keyword", "match_only_text", "text", "flattened"}
-INT_TYPES = {"long", "integer", "short", "byte", "unsigned_long"}
-
-
-def _type_ok(ecs_type: str, value: Any) -> bool:
-    if ecs_type in STRING_TYPES:
-        return isinstance(value, str)
-    if ecs_type in INT_TYPES:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if ecs_type in {"float", "double", "scaled_float", "half_float"}:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ecs_type == "ip":
-        return isinstance(value, str) and ipaddress.ip_address(value) is not None
-    if ecs_type == "date":
-        return isinstance(value, str) and value.endswith("Z") and parse_date(value) is not None
-    if ecs_type == "boolean":
-        return isinstance(value, bool)
-    return False
-
 
 def sample_documents() -> Iterator[dict[str, Any]]:
     for status in ("Delivered", "Failed", "Quarantined", "GettingStatus", "somethingNew"):
@@ -362,24 +334,10 @@ def published_sample_documents() -> Iterator[dict[str, Any]]:
 
 
 def test_every_field_is_ecs_9_4_with_a_compatible_type_or_product_namespaced() -> None:
-    if not ECS_FLAT.is_file():
-        pytest.skip(f"ECS 9.4.0 field list not found at {ECS_FLAT.resolve()}")
-    ecs = yaml.safe_load(ECS_FLAT.read_text())
+    ecs = load_ecs()
     checked: set[str] = set()
     for doc in sample_documents():
-        for key, value in flatten(doc).items():
-            if key.startswith(PRODUCT_PREFIXES):
-                continue
-            assert key in ecs, f"{key} is not an ECS 9.4 field"
-            field = ecs[key]
-            if "array" in field.get("normalize", []):
-                assert isinstance(value, list), f"{key} must be an array"
-            values = value if isinstance(value, list) else [value]
-            allowed = {entry["name"] for entry in field.get("allowed_values", [])}
-            for item in values:
-                assert _type_ok(field["type"], item), f"{key}={item!r} is not {field['type']}"
-                assert not allowed or item in allowed, f"{key}={item!r} not in {sorted(allowed)}"
-            checked.add(key)
+        assert ecs_problems(doc, ecs, checked) == []
     assert {
         "@timestamp",
         "email.delivery_timestamp",
@@ -391,9 +349,7 @@ def test_every_field_is_ecs_9_4_with_a_compatible_type_or_product_namespaced() -
 
 
 def test_the_product_namespaces_are_not_ecs_field_sets() -> None:
-    if not ECS_FLAT.is_file():
-        pytest.skip(f"ECS 9.4.0 field list not found at {ECS_FLAT.resolve()}")
-    ecs = yaml.safe_load(ECS_FLAT.read_text())
+    ecs = load_ecs()
     assert not any(key.startswith(PRODUCT_PREFIXES) for key in ecs)
 
 

@@ -1,20 +1,12 @@
 """Message trace → OCSF 1.8.0 Email Activity: schema validity, Graph = RWS, direction, raw.
 
 The schema check reads the OCSF 1.8.0 source tree in ``../shared/fixtures`` (skipped when
-absent) with a small validator below: ``ocsf-lib`` 0.10.4 compiles that tree, but its
-output takes ``network_endpoint``'s constraint from ``_entity`` (``name``/``uid``), keeps the
-osint profile's ``osint`` required whatever profiles are selected, and unions class enums
-with the dictionary's (``direction_id`` 4), so it would reject valid events and accept some
-invalid ones.
+absent) with the small validator of ``support.ocsf_schema``.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Iterator
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -35,204 +27,9 @@ from test_ecs_message_trace import (
 from o365collector.event import Event, event_id
 from o365collector.normalize import message_trace_to_ocsf
 from o365collector.normalize.status import STATUS_TABLE
+from support.ocsf_schema import SCHEMA_DIR, _load, validate
 
-SCHEMA_DIR = FIXTURES / "ocsf-schema-1.8.0"
 CLASS_FILE = SCHEMA_DIR / "events" / "network" / "email_activity.json"
-
-# --- a small OCSF validator over the schema source files ---------------------------------
-
-PRIMITIVES: dict[str, tuple[type, ...]] = {
-    "string_t": (str,),
-    "integer_t": (int,),
-    "long_t": (int,),
-    "float_t": (int, float),
-    "boolean_t": (bool,),
-}
-# Checked against the computed classification, not the base event's placeholder enums.
-CLASSIFICATION = {"class_uid", "category_uid", "type_uid"}
-
-
-def _load(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads(path.read_bytes())
-    return data
-
-
-class OcsfSchema:
-    """Class and object definitions of one schema tree, with the given profiles enabled."""
-
-    def __init__(self, root: Path, profiles: frozenset[str]) -> None:
-        self.root = root
-        self.profiles = profiles
-        dictionary = _load(root / "dictionary.json")
-        self.dictionary: dict[str, Any] = dictionary["attributes"]
-        self.types: dict[str, Any] = dictionary["types"]["attributes"]
-        self.objects = {
-            raw["name"]: raw for raw in map(_load, sorted((root / "objects").glob("*.json")))
-        }
-        self.categories: dict[str, Any] = _load(root / "categories.json")["attributes"]
-        self.version: str = _load(root / "version.json")["version"]
-
-    def _level(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """One definition's attributes, with ``$include``d enabled profiles."""
-        attributes = dict(raw.get("attributes", {}))
-        merged: dict[str, Any] = {}
-        for include in attributes.pop("$include", []):
-            part = _load(self.root / include)
-            if part.get("meta") == "profile" and part["name"] not in self.profiles:
-                continue
-            merged.update(part.get("attributes", {}))
-        merged.update(attributes)
-        return merged
-
-    def resolve(self, chain: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Attributes (dictionary + every level, leaf last) and constraints of a chain."""
-        attributes: dict[str, dict[str, Any]] = {}
-        enums: dict[str, dict[str, Any]] = {}
-        constraints: dict[str, Any] = {}
-        for raw in chain:
-            for name, override in self._level(raw).items():
-                attributes[name] = {**attributes.get(name, {}), **override}
-                if "enum" in override:
-                    enums[name] = {**enums.get(name, {}), **override["enum"]}
-            constraints = raw.get("constraints", constraints)
-        resolved = {}
-        for name, override in attributes.items():
-            definition = {**self.dictionary[name], **override}
-            if name in enums:
-                definition["enum"] = enums[name]
-            resolved[name] = definition
-        return resolved, constraints
-
-    def object_chain(self, name: str) -> list[dict[str, Any]]:
-        chain: list[dict[str, Any]] = []
-        raw: dict[str, Any] | None = self.objects[name]
-        while raw is not None:
-            chain.insert(0, raw)
-            raw = self.objects.get(raw["extends"]) if "extends" in raw else None
-        return chain
-
-    def validate_event(self, event: dict[str, Any], class_file: Path) -> list[str]:
-        """Every problem of ``event`` as an instance of the class in ``class_file``."""
-        leaf = _load(class_file)
-        base = _load(self.root / "events" / f"{leaf['extends']}.json")
-        attributes, constraints = self.resolve([base, leaf])
-        errors = self._check(event, attributes, constraints, "")
-        category_uid = self.categories[leaf["category"]]["uid"]
-        class_uid = category_uid * 1000 + leaf["uid"]
-        activity = attributes["activity_id"]["enum"].get(str(event.get("activity_id")), {})
-        expected = {
-            "category_uid": category_uid,
-            "class_uid": class_uid,
-            "type_uid": class_uid * 100 + int(event.get("activity_id", -1)),
-            "category_name": self.categories[leaf["category"]]["caption"],
-            "class_name": leaf["caption"],
-            "type_name": f"{leaf['caption']}: {activity.get('caption')}",
-        }
-        for key, value in expected.items():
-            if key in event and event[key] != value:
-                errors.append(f"{key}={event[key]!r}, expected {value!r}")
-        if event.get("metadata", {}).get("version") != self.version:
-            errors.append(f"metadata.version is not {self.version}")
-        return errors
-
-    def _check(
-        self,
-        value: dict[str, Any],
-        attributes: dict[str, Any],
-        constraints: dict[str, Any],
-        path: str,
-    ) -> list[str]:
-        errors = [
-            f"{path}{name}: required attribute missing"
-            for name, definition in attributes.items()
-            if definition.get("requirement") == "required" and name not in value
-        ]
-        for group in constraints.get("at_least_one", []) and [constraints["at_least_one"]]:
-            if not any(name in value for name in group):
-                errors.append(f"{path}: needs at least one of {group}")
-        for group in constraints.get("just_one", []) and [constraints["just_one"]]:
-            if sum(name in value for name in group) != 1:
-                errors.append(f"{path}: needs exactly one of {group}")
-        for name, item in value.items():
-            definition = attributes.get(name)
-            if definition is None:
-                errors.append(f"{path}{name}: not an attribute here")
-                continue
-            errors += self._check_attribute(name, item, definition, value, f"{path}{name}")
-        return errors
-
-    def _check_attribute(
-        self, name: str, item: Any, definition: dict[str, Any], parent: dict[str, Any], path: str
-    ) -> list[str]:
-        if item is None or item == "" or item == [] or item == {}:
-            return [f"{path}: empty value emitted"]
-        if definition.get("is_array"):
-            if not isinstance(item, list):
-                return [f"{path}: must be an array"]
-            errors = []
-            for index, element in enumerate(item):
-                errors += self._check_value(element, definition, f"{path}[{index}]")
-            return errors
-        if isinstance(item, list):
-            return [f"{path}: must not be an array"]
-        errors = self._check_value(item, definition, path)
-        enum = definition.get("enum")
-        if enum and name not in CLASSIFICATION:
-            if str(item) not in enum:
-                errors.append(f"{path}={item!r} not in enum {sorted(enum, key=int)}")
-            sibling = definition.get("sibling")
-            if sibling in parent and str(item) in enum and item != 99:
-                caption = enum[str(item)]["caption"]
-                if parent[sibling] != caption:
-                    errors.append(f"{sibling}={parent[sibling]!r}, caption is {caption!r}")
-        return errors
-
-    def _check_value(self, item: Any, definition: dict[str, Any], path: str) -> list[str]:
-        kind = definition["type"]
-        if kind == "object":  # a free-form object (unmapped)
-            return [] if isinstance(item, dict) else [f"{path}: must be an object"]
-        if kind in self.objects:
-            if not isinstance(item, dict):
-                return [f"{path}: must be a {kind} object"]
-            attributes, constraints = self.resolve(self.object_chain(kind))
-            return self._check(item, attributes, constraints, f"{path}.")
-        type_def = self.types[kind]
-        primitive = type_def.get("type", kind)
-        if not _is_primitive(item, primitive):
-            return [f"{path}={item!r} is not {kind}"]
-        errors = []
-        if "regex" in type_def and not re.search(type_def["regex"], item):
-            errors.append(f"{path}={item!r} does not match {kind}")
-        if kind == "ip_t":
-            try:
-                ipaddress.ip_address(item)
-            except ValueError:
-                errors.append(f"{path}={item!r} is not an IP address")
-        if "max_len" in type_def and len(item) > type_def["max_len"]:
-            errors.append(f"{path}: longer than {type_def['max_len']}")
-        if primitive in {"integer_t", "long_t"} and not -(2**63) <= item < 2**63:
-            errors.append(f"{path}={item} does not fit a long")
-        return errors
-
-
-def _is_primitive(item: Any, primitive: str) -> bool:
-    """Whether ``item`` is a JSON value of the OCSF primitive type (a bool is no number)."""
-    return isinstance(item, bool) == (primitive == "boolean_t") and isinstance(
-        item, PRIMITIVES[primitive]
-    )
-
-
-@cache
-def ocsf_schema(profiles: frozenset[str]) -> OcsfSchema:
-    return OcsfSchema(SCHEMA_DIR, profiles)
-
-
-def validate(doc: dict[str, Any]) -> list[str]:
-    """Problems of ``doc`` as an OCSF 1.8.0 Email Activity, with its declared profiles."""
-    if not CLASS_FILE.is_file():
-        pytest.skip(f"OCSF 1.8.0 schema source not found at {SCHEMA_DIR.resolve()}")
-    profiles = frozenset(doc.get("metadata", {}).get("profiles", []))
-    return ocsf_schema(profiles).validate_event(doc, CLASS_FILE)
 
 
 # --- rows -----------------------------------------------------------------------------

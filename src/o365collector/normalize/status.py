@@ -33,14 +33,35 @@ OCSF_STATUS: dict[int, str] = {0: "Unknown", 1: "Success", 2: "Failure", 99: "Ot
 OCSF_DISPOSITION: dict[int, str] = {
     0: "Unknown",
     1: "Allowed",
+    2: "Blocked",
     3: "Quarantined",
+    4: "Isolated",
     5: "Deleted",
+    6: "Dropped",
+    7: "Custom Action",
+    8: "Approved",
+    9: "Restored",
+    10: "Exonerated",
+    11: "Corrected",
+    12: "Partially Corrected",
+    13: "Uncorrected",
     14: "Delayed",
+    15: "Detected",
     16: "No Action",
+    17: "Logged",
     18: "Tagged",
+    19: "Alert",
+    20: "Count",
+    21: "Reset",
+    22: "Captcha",
+    23: "Challenge",
+    24: "Access Revoked",
     25: "Rejected",
+    26: "Unauthorized",
+    27: "Error",
     99: "Other",
 }
+"""OCSF 1.8.0 ``disposition_id`` captions (``dictionary.json``), every one of them."""
 OCSF_ACTION: dict[int, str] = {
     0: "Unknown",
     1: "Allowed",
@@ -49,6 +70,7 @@ OCSF_ACTION: dict[int, str] = {
     4: "Modified",
     99: "Other",
 }
+"""OCSF 1.8.0 ``action_id`` captions (the ``security_control`` profile's enum)."""
 _OTHER = 99
 
 
@@ -157,4 +179,137 @@ def status_of(raw: str | None) -> StatusMapping:
         ecs_action=raw.lower(),
         ocsf_status_id=_OTHER,
         ocsf_status=raw,
+    )
+
+
+# -- The reports' Action values ---------------------------------------------------------------
+
+EcsActionType = Literal["allowed", "denied"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionMapping:
+    """What one raw report ``Action`` (MailDetailATP, DLP, Safe Links, MailTraffic…) means.
+
+    Attributes:
+        raw: The action exactly as Microsoft sent it (``None`` when absent).
+        known: Whether the table knows the action (case-insensitively).
+        name: The canonical spelling (``MoveToJmf``); the raw value for an unknown action,
+            ``None`` when absent.
+        ecs_type: The ECS ``event.type`` value that goes with ``info``: ``allowed`` when
+            the message or click went through, ``denied`` when it was stopped, ``None`` when
+            the action says neither (tagged, notified, no action, unknown).
+        ecs_action: ECS ``event.action``: the action in lower case, ``None`` when absent.
+        blocked: Whether the message, access or click was stopped (quarantined, deleted,
+            blocked, rejected).
+        ocsf_disposition_id: OCSF ``disposition_id``.
+        ocsf_disposition: OCSF ``disposition`` (its caption, or the raw value with 99).
+        ocsf_action_id: OCSF ``action_id`` (0 Unknown, 1 Allowed, 2 Denied, 3 Observed,
+            4 Modified, 99 Other).
+        ocsf_action: OCSF ``action`` (its caption, or the raw value with 99).
+    """
+
+    raw: str | None
+    known: bool
+    name: str | None
+    ecs_type: EcsActionType | None
+    ecs_action: str | None
+    blocked: bool
+    ocsf_disposition_id: int
+    ocsf_disposition: str
+    ocsf_action_id: int
+    ocsf_action: str
+
+
+def _action(
+    name: str, ecs_type: EcsActionType | None, disposition_id: int, action_id: int
+) -> ActionMapping:
+    """An action table row; ``raw`` is filled in by :func:`action_of`."""
+    return ActionMapping(
+        raw=name,
+        known=True,
+        name=name,
+        ecs_type=ecs_type,
+        ecs_action=name.lower(),
+        blocked=ecs_type == "denied",
+        ocsf_disposition_id=disposition_id,
+        ocsf_disposition=OCSF_DISPOSITION[disposition_id],
+        ocsf_action_id=action_id,
+        ocsf_action=OCSF_ACTION[action_id],
+    )
+
+
+_ALLOWED: EcsActionType = "allowed"
+_DENIED: EcsActionType = "denied"
+_ACTION_ROWS: tuple[ActionMapping, ...] = (
+    # name, ECS event.type (with info), OCSF disposition_id, action_id
+    # Let through: Allowed / Allowed.
+    _action("Allow", _ALLOWED, 1, 1),
+    _action("Allowed", _ALLOWED, 1, 1),
+    # Safe Links: the user clicked through the block page, or before the scan finished.
+    # The click went through, so Allowed / Allowed and not blocked (the verdict was "block",
+    # which the raw action in event.action / ocsf action keeps).
+    _action("ClickedEvenBlocked", _ALLOWED, 1, 1),
+    _action("ClickedDuringScan", _ALLOWED, 1, 1),
+    # Stopped: Blocked / Denied.
+    _action("Block", _DENIED, 2, 2),
+    _action("Blocked", _DENIED, 2, 2),
+    _action("BlockAccess", _DENIED, 2, 2),  # DLP: recipients cannot open the message
+    _action("Quarantine", _DENIED, 3, 2),  # held in quarantine
+    _action("DeleteMessage", _DENIED, 5, 2),  # malware: the message was deleted
+    _action("Reject", _DENIED, 25, 2),
+    _action("RejectMessage", _DENIED, 25, 2),  # transport rule / NDR
+    # Delivered, but marked: Tagged / Modified.
+    _action("MoveToJmf", None, 18, 4),  # to the Junk Email folder
+    _action("DeliverToJunk", None, 18, 4),
+    _action("Junk", None, 18, 4),
+    _action("PrependSubject", None, 18, 4),  # transport rule: subject prefixed
+    _action("SetSpamConfidenceLevel", None, 18, 4),  # message trace detail: SCL stamped
+    # Only told about it: not blocked, Observed.
+    _action("NotifyUser", None, 19, 3),  # DLP policy tip: notified, not blocked (Alert)
+    _action("GenerateIncidentReport", None, 17, 3),  # DLP incident report to admins: Logged
+    _action("None", None, 16, 3),  # the report's explicit "no action"
+)
+
+ACTION_TABLE: dict[str, ActionMapping] = {row.ecs_action or "": row for row in _ACTION_ROWS}
+"""The known report actions, keyed by the lower-cased value."""
+
+_NO_ACTION = ActionMapping(
+    raw=None,
+    known=False,
+    name=None,
+    ecs_type=None,
+    ecs_action=None,
+    blocked=False,
+    ocsf_disposition_id=0,
+    ocsf_disposition=OCSF_DISPOSITION[0],
+    ocsf_action_id=0,
+    ocsf_action=OCSF_ACTION[0],
+)
+
+
+@functools.lru_cache(maxsize=512)
+def action_of(raw: str | None) -> ActionMapping:
+    """The meaning of a raw report ``Action``, in any case.
+
+    An action the table does not know is kept, never dropped: ``known`` False, no ECS
+    ``event.type`` value, ``ecs_action`` the raw value in lower case, OCSF disposition and
+    action 99 Other with the raw value as their caption. An absent or empty action (the
+    aggregate reports' ``null``) maps to every "unknown" value (0) with ``raw`` ``None``
+    (or ``""``).
+    """
+    if not raw:
+        return _NO_ACTION if raw is None else replace(_NO_ACTION, raw=raw)
+    row = ACTION_TABLE.get(raw.lower())
+    if row is not None:
+        return row if row.raw == raw else replace(row, raw=raw)
+    return replace(
+        _NO_ACTION,
+        raw=raw,
+        name=raw,
+        ecs_action=raw.lower(),
+        ocsf_disposition_id=_OTHER,
+        ocsf_disposition=raw,
+        ocsf_action_id=_OTHER,
+        ocsf_action=raw,
     )
