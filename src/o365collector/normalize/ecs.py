@@ -50,7 +50,7 @@ from typing import Any, Literal
 
 import orjson
 
-from o365collector.dates import parse_date
+from o365collector.dates import parse_date, plain_iso
 from o365collector.event import Event
 from o365collector.normalize.status import StatusMapping, status_of
 
@@ -116,7 +116,6 @@ _RWS_LEFTOVERS = {
     "Index": "index",
 }
 _DATE_LEFTOVERS = frozenset({"start_date", "end_date"})
-_ISO_HEAD = len("2026-12-01T00:00:00")
 _ENVELOPE_KEYS = frozenset({"__metadata"})  # RWS verbose JSON's per-row OData envelope
 
 
@@ -486,18 +485,10 @@ def _iso_ms(value: object) -> str | None:
     after the calendar is checked; other shapes (``/Date(ms)/``, offsets) go through
     :func:`parse_date`.
     """
-    if value.__class__ is str and len(value) >= _ISO_HEAD and value[10] == "T":
-        text: str = value
-        tail = text[_ISO_HEAD:]
-        if tail[-1:] == "Z":
-            tail = tail[:-1]
-        if not tail or (tail[0] == "." and tail[1:].isdigit()):
-            head = text[:_ISO_HEAD]
-            try:
-                datetime.fromisoformat(head)  # the calendar check
-            except ValueError:
-                return None
-            return f"{head}.{tail[1:4]:0<3}Z"
+    plain = plain_iso(value)
+    if plain is not None:
+        second, head, millis = plain
+        return None if second is None else f"{head}.{millis}Z"
     moment = parse_date(value)
     return None if moment is None else _format_ms(moment)
 

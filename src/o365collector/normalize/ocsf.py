@@ -41,13 +41,12 @@ from typing import Any
 
 import orjson
 
-from o365collector.dates import parse_date
+from o365collector.dates import parse_date, plain_iso
 from o365collector.event import Event
 
 # Shared with the ECS mapper on purpose (same rows, same field names and value rules).
 from o365collector.normalize.ecs import (
     _ENVELOPE_KEYS,
-    _ISO_HEAD,
     _MAPPED,
     GRAPH_NAMES,
     RWS_NAMES,
@@ -182,17 +181,10 @@ def _epoch_ms(value: object) -> int | None:
     The zone-less and ``Z`` ISO values Graph and RWS JSON light send are read from the
     text; other shapes go through :func:`parse_date`.
     """
-    if value.__class__ is str and len(value) >= _ISO_HEAD and value[10] == "T":
-        text: str = value
-        tail = text[_ISO_HEAD:]
-        if tail[-1:] == "Z":
-            tail = tail[:-1]
-        if not tail or (tail[0] == "." and tail[1:].isdigit()):
-            try:
-                moment = datetime.fromisoformat(text[:_ISO_HEAD])
-            except ValueError:
-                return None
-            return (moment - _EPOCH_NAIVE) // _MS + int(f"{tail[1:4]:0<3}")
+    plain = plain_iso(value)
+    if plain is not None:
+        second, _, millis = plain
+        return None if second is None else (second - _EPOCH_NAIVE) // _MS + int(millis)
     parsed = parse_date(value)
     return None if parsed is None else (parsed - _EPOCH) // _MS
 
