@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from o365collector import __version__
 from o365collector.app import Collector, RunOptions
 from o365collector.config.loader import load_settings
+from o365collector.config.model import Settings
 from o365collector.errors import O365CollectorError
 from o365collector.observability.logging import LogFormat, configure_logging
 from o365collector.observability.redact import redact
@@ -49,6 +51,12 @@ def hold_state_lock(held: contextlib.ExitStack, state_dir: Path, command: str) -
         fail(str(exc), 2)
 
 
+def wants_debug(settings: Settings, ctx: click.Context) -> bool:
+    """Devo's ``globals.debug: true`` asks for debug logs, unless ``--log-level`` is given."""
+    given = ctx.get_parameter_source("log_level") is not ParameterSource.DEFAULT
+    return not given and bool(getattr(settings, "compat_debug", False))
+
+
 @click.group()
 @click.version_option(__version__, prog_name="o365collector")
 def main() -> None:
@@ -68,6 +76,8 @@ def run(config_path: Path, once: bool, log_level: str, log_format: LogFormat) ->
     except O365CollectorError as exc:
         fail(str(exc), 2)
         return
+    if wants_debug(settings, click.get_current_context()):
+        configure_logging("debug", log_format)  # Devo's globals.debug: true
     with contextlib.ExitStack() as held:
         hold_state_lock(held, settings.state_dir, "run")
         try:
@@ -284,9 +294,14 @@ def validate(config_path: Path) -> None:
     lookback = settings.collection.initial_lookback_secs
     click.echo(
         f"A stream with no state reads back {lookback:g} s "
-        f"({lookback / 3600:.4g} h, collection.initial_lookback_secs) and nothing older; "
-        "older history: o365collector backfill --from … --to …"
+        f"({lookback / 3600:.4g} h, collection.initial_lookback_secs) unless it sets its own "
+        "(first lookback below), and nothing older; older history: o365collector backfill "
+        "--from … --to …"
     )
+    from o365collector.config.effective import describe  # noqa: PLC0415
+
+    for line in describe(settings):
+        click.echo(line)
 
 
 @main.command()

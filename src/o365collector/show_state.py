@@ -6,6 +6,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from o365collector.config.effective import describe, stream_settings
 from o365collector.config.model import Settings
 from o365collector.state.backend import state_location, state_path
 from o365collector.state.report import state_rows
@@ -23,8 +24,12 @@ def show_state(settings: Settings, *, as_json: bool) -> None:
             soft_wrap=True,
         )
     rows = state_rows(settings)
+    pace = {(r["tenant"], r["stream"]): r for r in stream_settings(settings)}
     console = Console()
     if as_json:
+        for row in rows:  # each row also carries its stream's effective settings
+            extra = pace.get((row["tenant"], row["stream"]), {})
+            row.update({k: v for k, v in extra.items() if k not in row})
         console.out(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode(), highlight=False)
         return
     table = Table(title=f"State in {state_location(settings)}")
@@ -36,3 +41,4 @@ def show_state(settings: Settings, *, as_json: bool) -> None:
             cells[-1] = f"[red]failed[/]: {row['error']}"
         table.add_row(*cells)
     console.print(table)
+    console.print("\n".join(describe(settings)), highlight=False, soft_wrap=True, markup=False)

@@ -48,8 +48,10 @@ def test_seed_config_yaml_maps_to_native_settings(tmp_path) -> None:
     assert tenant.client_id == OFFICE_PUBLIC_CLIENT_ID
     assert [str(s) for s in tenant.streams] == SEED_STREAMS
     collection = settings.collection
-    assert (collection.mode, collection.fixed_delay_secs) == ("fixed_delay", 60)
-    assert collection.poll_interval_secs == 60
+    assert collection.mode == "fixed_delay"
+    for stream in tenant.streams:  # each service's own values, as stream options
+        assert stream.options.poll_interval_secs == 60
+        assert stream.options.settle_delay_secs == 60
     (sink,) = settings.sinks
     assert isinstance(sink, DevoSinkSettings)
     assert (sink.name, sink.host, sink.port, sink.transport) == ("devo_1", DEVO_HOST, 443, "tls")
@@ -77,9 +79,11 @@ def test_aggregated_reports_keep_their_own_delay(tmp_path) -> None:
     )
     settings = load_settings(layout.write(text))
     streams = {str(s): s.options for s in settings.tenants[0].streams}
-    assert streams["rws.MailTraffic"].settle_delay_secs == 7200  # type: ignore[union-attr]
-    assert settings.collection.fixed_delay_secs == 7200  # the longest per-row delay
-    assert settings.collection.poll_interval_secs == 30  # the shortest period
+    assert streams["rws.MailTraffic"].settle_delay_secs == 7200
+    assert streams["rws.DlpDetailReport"].settle_delay_secs == 7200  # not folded
+    assert streams["message_trace"].settle_delay_secs == 3600
+    assert streams["message_trace"].poll_interval_secs == 30
+    assert streams["rws.DlpDetailReport"].poll_interval_secs == 60
 
 
 def test_services_nested_in_the_input_and_defaults(tmp_path) -> None:
@@ -91,10 +95,13 @@ def test_services_nested_in_the_input_and_defaults(tmp_path) -> None:
     del data["inputs"]["services"]
     del data["inputs"]["office365_reporting_message"]["requests_per_second"]
     settings = parse_settings(data, base_dir=layout.root / "config")
-    assert [str(s) for s in settings.tenants[0].streams] == ["message_trace"]
+    (stream,) = settings.tenants[0].streams
+    assert stream == "message_trace"
+    assert (stream.options.poll_interval_secs, stream.options.settle_delay_secs) == (60, 90000)
     assert settings.collection.fixed_delay_secs == 90000
     assert settings.collection.poll_interval_secs == 60
-    assert settings.tenants[0].budget.requests == 80  # the budget is the tighter limit
+    assert settings.tenants[0].budget.requests == 80  # Microsoft's quota share
+    assert settings.tenants[0].budget.requests_per_second is None  # no cap of its own
 
 
 def test_start_time_sets_the_initial_lookback(tmp_path) -> None:
@@ -107,9 +114,13 @@ def test_start_time_sets_the_initial_lookback(tmp_path) -> None:
     settings = parse_settings(data, base_dir=layout.root / "config")
     after = datetime.now(UTC)
     # The lookback is "now - start_time" at some instant during the parse: ordering, not
-    # a tolerance on how long the parse took.
-    lookback = settings.collection.initial_lookback_secs
+    # a tolerance on how long the parse took. It is that service's only.
+    streams = {str(s): s.options for s in settings.tenants[0].streams}
+    lookback = streams["rws.MailTraffic"].initial_lookback_secs
+    assert lookback is not None
     assert (before - start).total_seconds() <= lookback <= (after - start).total_seconds()
+    assert streams["message_trace"].initial_lookback_secs is None
+    assert settings.collection.initial_lookback_secs == 86400
 
 
 def test_unquoted_yaml_start_time_is_read_as_utc(tmp_path) -> None:

@@ -184,3 +184,14 @@ async def test_a_live_request_is_not_held_behind_a_background_wait() -> None:
     await _until(waiting.done)
     await waiting
     assert budget.used == 3
+
+
+async def test_per_second_cap_spaces_requests_on_top_of_the_window(clock) -> None:
+    budget = RequestBudget(5, 10.0, clock, per_second=2)  # Devo's requests_per_second
+    times = []
+    for _ in range(7):
+        await _spend(budget)
+        times.append(clock.monotonic())
+    assert times[:5] == [0, 0.5, 1.0, 1.5, 2.0]  # half a second apart, never in a burst
+    assert times[5] == 10.0  # and the window still holds: 5 per 10 s
+    assert times[6] == 10.5

@@ -110,7 +110,8 @@ def test_streams_take_names_and_mappings_and_keep_their_options() -> None:
     [
         ("rws.Nope", "unknown stream 'rws.Nope'"),
         ("rws.MessageTraceDetail", "`message_trace_detail` with `api: rws`"),
-        ({"name": "rws.MessageTrace", "settle_delay_secs": 5}, "applies to aggregated reports"),
+        ({"name": "rws.MessageTrace", "settle_delay_secs": -5}, "greater than or equal to 0"),
+        ({"name": "message_trace", "poll_interval_secs": 0}, "greater than or equal to 1"),
         ({"name": "message_trace_detail", "statuses": []}, "at least one status"),
         ({"name": "rws.MailTraffic", "page_size": 5000}, "page_size"),
         ({"api": "rws"}, "needs `name`"),

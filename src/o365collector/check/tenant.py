@@ -60,6 +60,10 @@ async def check_tenant(
 ) -> None:
     """Probe one tenant; every outcome is added to ``report`` and nothing raises."""
     target = tenant_target(tenant)
+    if not tenant.enabled:
+        detail = "enabled: false: nothing is collected from this tenant, so it is not probed"
+        report.add(Finding(target, "tenant", "skip", detail=detail))
+        return
     apis: dict[Api, list[str]] = {}
     for stream in tenant.streams:
         api_name = api_of(stream)
@@ -85,6 +89,7 @@ async def check_tenant(
             tenant.budget.window_secs,
             clock,
             reserve_share=tenant.budget.reserve_share,
+            per_second=tenant.budget.requests_per_second,
         )
         api = ApiClient(http, tokens, budget, retry, clock, tenant.label)
         ctx = StreamContext(tenant, api, settings.collection, clock)

@@ -7,6 +7,9 @@ A tenant's ``streams`` list takes names or mappings with a ``name``::
       - rws.MailTraffic                    # any report of the catalog, by entity name
       - name: rws.SpoofMailReport
         settle_delay_secs: 90000           # aggregates: deliver a bucket once settled
+      - name: rws.MailDetailATP
+        poll_interval_secs: 300            # any stream: its own pace and delay, over
+        settle_delay_secs: 3600            # `collection`'s (see config/timing.py)
       - name: message_trace_detail         # opt-in: detail of selected rows
         api: graph                         # or rws (MessageTraceDetail)
         statuses: [failed, quarantined, filteredAsSpam]
@@ -39,6 +42,7 @@ from o365collector.streams.catalog import (
 )
 
 AGGREGATE_SETTLE_DEFAULT_SECS = 90_000.0  # seed 004: "requests data with a 25 hours delay"
+GRAPH_RETENTION_SECS = 90 * 86400  # the oldest message trace Graph serves
 
 DetailStatus = Literal[
     "delivered", "failed", "pending", "expanded", "quarantined", "filteredAsSpam", "gettingStatus"
@@ -48,24 +52,37 @@ DetailStatus = Literal[
 DEFAULT_DETAIL_STATUSES: tuple[DetailStatus, ...] = ("failed", "quarantined", "filteredAsSpam")
 
 
-class GraphTraceOptions(Strict):
-    """``message_trace``: no options of its own; ``collection`` settings apply."""
+class StreamTiming(Strict):
+    """The pace of one stream; each key unset falls back to ``collection`` (config/timing.py).
+
+    - ``poll_interval_secs``: a new window is read once this much has settled.
+    - ``settle_delay_secs``: how far behind now the stream's first read of a window ends
+      (``fresh``: the live lane; ``fixed_delay``: the only lane; aggregated reports: when a
+      bucket is final; detail: how settled a row must be).
+    - ``initial_lookback_secs``: where the stream starts when it has no state.
+    """
+
+    poll_interval_secs: float | None = Field(None, ge=1)
+    settle_delay_secs: float | None = Field(None, ge=0)
+    initial_lookback_secs: float | None = Field(None, gt=0, le=GRAPH_RETENTION_SECS)
 
 
-class ReportOptions(Strict):
-    """``rws.{Report}``: paging, and the settle delay of aggregated reports."""
+class GraphTraceOptions(StreamTiming):
+    """``message_trace``: its pace; other ``collection`` settings apply."""
+
+
+class ReportOptions(StreamTiming):
+    """``rws.{Report}``: paging and pace."""
 
     page_size: int = Field(2000, ge=1, le=2000)
     max_window_secs: float | None = Field(None, gt=0)
-    settle_delay_secs: float | None = Field(None, ge=0)
 
 
-class DetailOptions(Strict):
-    """``message_trace_detail``: which API, which rows, and how settled they must be."""
+class DetailOptions(StreamTiming):
+    """``message_trace_detail``: which API, which rows, how settled they must be, its pace."""
 
     api: Literal["graph", "rws"] = "graph"
     statuses: list[DetailStatus] = Field(default_factory=lambda: list(DEFAULT_DETAIL_STATUSES))
-    settle_delay_secs: float | None = Field(None, ge=0)
     page_size: int = Field(1000, ge=1, le=2000)
 
     @field_validator("statuses")
@@ -114,13 +131,7 @@ def _options(name: str, values: dict[str, Any]) -> tuple[str, StreamOptions]:
             f"{spec.name} is read per message: list `{MESSAGE_TRACE_DETAIL}` with `api: rws` "
             "instead"
         )
-    options = ReportOptions(**values)
-    if options.settle_delay_secs is not None and not spec.aggregated:
-        raise ValueError(
-            f"settle_delay_secs applies to aggregated reports; {spec.name} is read per row "
-            "by the lanes of `collection` (settle_delay_secs, horizon_secs, resweeps)"
-        )
-    return spec.stream, options
+    return spec.stream, ReportOptions(**values)
 
 
 def parse_stream(value: Any) -> ConfiguredStream:

@@ -28,6 +28,8 @@ class RequestBudget:
       gives a tenth of the configured budget back.
     - A request counts from when it is sent until ``window_secs`` after its answer:
       Microsoft counts it on arrival, in between, so no slot frees early on its side.
+    - ``per_second``, when given, also spaces requests at least ``1 / per_second`` apart:
+      a cap on top of the window (Devo's ``requests_per_second``).
     """
 
     def __init__(
@@ -38,9 +40,12 @@ class RequestBudget:
         *,
         reserve_share: float = 0.25,
         background_priority: int = 3,
+        per_second: float | None = None,
     ) -> None:
-        """Create an empty budget."""
+        """Create an empty budget (``per_second``: see the class)."""
         self.requests = requests
+        self.spacing_secs = 1.0 / per_second if per_second else 0.0
+        self._last_grant = -float("inf")
         self.window_secs = window_secs
         self.reserve_share = reserve_share
         self.background_priority = background_priority
@@ -100,6 +105,7 @@ class RequestBudget:
                     self._pump_priority = None
                 continue
             heapq.heappop(self._waiters)
+            self._last_grant = self._clock.monotonic()
             slot = [_IN_FLIGHT]
             self._spent.append(slot)
             self.used += 1
@@ -109,7 +115,7 @@ class RequestBudget:
         now = self._clock.monotonic()
         self._recover(now)
         self._expire(now)
-        wait = self._paused_until - now
+        wait = max(self._paused_until, self._last_grant + self.spacing_secs) - now
         allowed = self.limit
         if priority >= self.background_priority:
             allowed = max(1.0, self.limit * (1.0 - self.reserve_share))

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from o365collector.config.model import GRAPH_RETENTION_SECS, CollectionSettings
+from o365collector.config.model import CollectionSettings
 from o365collector.config.streams import (
-    AGGREGATE_SETTLE_DEFAULT_SECS,
+    GRAPH_RETENTION_SECS,
     ConfiguredStream,
     DetailOptions,
     ReportOptions,
     configured,
+)
+from o365collector.config.timing import (
+    initial_lookback,
+    longest_window,
+    poll_interval,
+    settle_delay,
 )
 from o365collector.planning.lanes import (
     BandLane,
@@ -57,8 +63,12 @@ class StreamPlan:
 def plan_for(stream: ConfiguredStream, collection: CollectionSettings) -> StreamPlan:
     """How ``stream`` is read.
 
+    Its poll interval and settle delay are the stream's own or ``collection``'s
+    (:mod:`o365collector.config.timing`).
+
     - Graph message trace and per-row reports: the lanes of ``collection`` (live,
-      re-sweeps, final), with the report's retention and query length.
+      re-sweeps, final; or one lane at the fixed delay), with the report's retention and
+      query length.
     - Aggregated reports: one lane reading each whole bucket once it has settled
       (``settle_delay_secs``, default 90,000 s as in seed 004): buckets are final then,
       and each is read by exactly one window.
@@ -68,77 +78,90 @@ def plan_for(stream: ConfiguredStream, collection: CollectionSettings) -> Stream
     """
     options = stream.options
     spec = stream.report
+    poll = poll_interval(stream, collection).value
+    settle = settle_delay(stream, collection).value
+    lookback = initial_lookback(stream, collection).value
+    longest = longest_window(stream, collection)
     if isinstance(options, DetailOptions):
-        return _detail_plan(options, collection)
+        return _detail_plan(options, (poll, settle, lookback, longest))
     if spec is not None and isinstance(options, ReportOptions) and spec.aggregated:
-        return _settled_plan(spec, options, collection)
-    retention, longest = float(GRAPH_RETENTION_SECS), collection.max_window_secs
+        return _settled_plan(spec, (poll, settle, lookback, longest))
+    retention = float(GRAPH_RETENTION_SECS)
     if spec is not None and isinstance(options, ReportOptions):
         retention = spec.retention_secs
-        longest = min(longest, options.max_window_secs or spec.max_query_secs)
-    return lanes_plan(collection, retention_secs=retention, max_window_secs=longest)
+    return lanes_plan(
+        collection,
+        poll_interval_secs=poll,
+        settle_delay_secs=settle,
+        initial_lookback_secs=lookback,
+        retention_secs=retention,
+        max_window_secs=longest,
+    )
 
 
 def lanes_plan(
-    collection: CollectionSettings, *, retention_secs: float, max_window_secs: float
+    collection: CollectionSettings,
+    *,
+    poll_interval_secs: float,
+    settle_delay_secs: float,
+    initial_lookback_secs: float,
+    retention_secs: float,
+    max_window_secs: float,
 ) -> StreamPlan:
-    """The lanes of ``collection`` (``fresh`` or ``fixed_delay``) for a per-row stream."""
+    """The lanes of ``collection`` (``fresh`` or ``fixed_delay``) for a per-row stream.
+
+    ``settle_delay_secs`` is the live lane's delay (``fresh``) or the fixed delay.
+    """
     fixed = collection.mode == "fixed_delay"
-    horizon = collection.fixed_delay_secs if fixed else collection.horizon_secs
+    horizon = settle_delay_secs if fixed else collection.horizon_secs
     lanes = build_lanes(
         mode=collection.mode,
-        settle_delay_secs=collection.settle_delay_secs,
-        poll_interval_secs=collection.poll_interval_secs,
+        settle_delay_secs=settle_delay_secs,
+        poll_interval_secs=poll_interval_secs,
         horizon_secs=horizon,
-        final_every_secs=collection.poll_interval_secs if fixed else collection.final_every_secs,
+        final_every_secs=poll_interval_secs if fixed else collection.final_every_secs,
         tiers=[Tier(t.max_age_secs, t.every_secs) for t in collection.resweeps],
     )
     return StreamPlan(
         lanes=lanes,
-        initial_lookback_secs=collection.initial_lookback_secs,
+        initial_lookback_secs=initial_lookback_secs,
         horizon_secs=horizon,
         retention_secs=retention_secs,
         max_window_secs=max_window_secs,
     )
 
 
-def _settled_plan(
-    spec: ReportSpec, options: ReportOptions, collection: CollectionSettings
-) -> StreamPlan:
+def _settled_plan(spec: ReportSpec, timing: tuple[float, float, float, float]) -> StreamPlan:
+    poll, delay, lookback, longest = timing
     bucket = spec.bucket_secs or _DAY
-    delay = options.settle_delay_secs
-    delay = AGGREGATE_SETTLE_DEFAULT_SECS if delay is None else delay
     lanes = build_lanes(
         mode="fixed_delay",
         settle_delay_secs=delay,
-        poll_interval_secs=bucket,
+        poll_interval_secs=poll,
         horizon_secs=delay,
-        final_every_secs=bucket,
+        final_every_secs=poll,  # at least one bucket (config/timing.py)
         tiers=[],
     )
-    longest = min(collection.max_window_secs, options.max_window_secs or spec.max_query_secs)
     return StreamPlan(
         lanes=lanes,
-        initial_lookback_secs=collection.initial_lookback_secs,
+        initial_lookback_secs=lookback,
         horizon_secs=delay,
         # a window's first bucket starts up to one bucket before the window: keep it inside
         retention_secs=spec.retention_secs - bucket,
-        max_window_secs=max(bucket, longest),
+        max_window_secs=longest,
     )
 
 
-def _detail_plan(options: DetailOptions, collection: CollectionSettings) -> StreamPlan:
-    delay = options.settle_delay_secs
-    delay = collection.horizon_secs if delay is None else delay
+def _detail_plan(options: DetailOptions, timing: tuple[float, float, float, float]) -> StreamPlan:
+    poll, delay, lookback, longest = timing
     rws = options.api == "rws"
-    lane = WatermarkLane("final", Priority.DETAIL, delay, collection.poll_interval_secs)
-    longest = CATALOG["MessageTrace"].max_query_secs if rws else collection.max_window_secs
+    lane = WatermarkLane("final", Priority.DETAIL, delay, poll)
     return StreamPlan(
         lanes=[lane],
-        initial_lookback_secs=collection.initial_lookback_secs,
+        initial_lookback_secs=lookback,
         horizon_secs=max(delay, 3600.0),
         retention_secs=CATALOG["MessageTrace"].retention_secs if rws else GRAPH_RETENTION_SECS,
-        max_window_secs=min(collection.max_window_secs, longest),
+        max_window_secs=longest,
     )
 
 

@@ -16,7 +16,6 @@ from o365collector.config.compat.draft import (
     MappedSink,
 )
 from o365collector.config.compat.values import EMAIL, Reader, join
-from o365collector.config.model import BudgetSettings
 
 INPUT = "office365_reporting_message"
 DEVO_KEYS = ("globals", "outputs", "inputs")
@@ -40,7 +39,7 @@ def translate_devo(data: dict[str, Any], ctx: Context) -> Draft | None:
     """Map Devo's ``config.yaml`` layout (``globals``/``outputs``/``inputs``) onto a draft."""
     top = Reader(data, "", ctx.problems)
     top.only((*DEVO_KEYS, "o365collector"))
-    state_dir = _globals(top.child("globals", required=True), ctx)
+    state_dir, debug = _globals(top.child("globals", required=True), ctx)
     sinks = _outputs(top.child("outputs"), ctx)
     inputs = top.child("inputs", required=True)
     if inputs is None:
@@ -49,6 +48,7 @@ def translate_devo(data: dict[str, Any], ctx: Context) -> Draft | None:
     draft = translate_input(inputs, ctx, layout="devo config.yaml", services_beside=True)
     if draft is not None:
         draft.state_dir = state_dir
+        draft.debug = debug
         draft.sinks = sinks
         for index, sink in enumerate(sinks):
             draft.paths.update(_sink_paths(index, sink))
@@ -75,23 +75,32 @@ def translate_input(
         return None
     node.only(("id", "enabled", "requests_per_second", "credentials", "services", "start_time"))
     node.identifier("id")
-    if not node.boolean("enabled", required=True, default=True):
-        ctx.problems.add(
-            join(node.path, "enabled"),
-            "false: this input, the only one, collects nothing; set it to true",
-        )
-    rps = node.integer("requests_per_second", low=1, default=DEFAULT_REQUESTS_PER_SECOND)
+    enabled = node.boolean("enabled", required=True, default=True)
+    rps = node.integer("requests_per_second", low=1)
     tenant = _tenant(node, ctx)
-    budget = BudgetSettings()
-    paced = min(budget.requests, int((rps or DEFAULT_REQUESTS_PER_SECOND) * budget.window_secs))
-    if paced < budget.requests:  # never with rps >= 1: the budget is the tighter limit
-        tenant["budget"] = {"requests": paced, "window_secs": budget.window_secs}
+    if not enabled:
+        tenant["enabled"] = False
+    if rps is not None:
+        tenant["budget"] = {"requests_per_second": rps}
     draft = Draft(layout, node.path, tenant, [])
+    if not enabled:
+        draft.notes.append(
+            f"{join(node.path, 'enabled')} is false: nothing is collected from this input "
+            "(set it to true to collect)"
+        )
+    draft.sources["enabled"] = join(node.path, "enabled")
+    draft.sources["budget.requests_per_second"] = (
+        join(node.path, "requests_per_second")
+        if rps is not None
+        else f"default of requests_per_second (seed 004: {DEFAULT_REQUESTS_PER_SECOND}/s, "
+        "no cap below the budget)"
+    )
     draft.paths.update(
         {
             "tenants[0]": node.path,
             "tenants[0].tenant_id": join(join(node.path, "credentials"), "username"),
             "tenants[0].credential": join(node.path, "credentials"),
+            "tenants[0].enabled": join(node.path, "enabled"),
             "tenants[0].budget": join(node.path, "requests_per_second"),
         }
     )
@@ -99,17 +108,18 @@ def translate_input(
     return draft
 
 
-def _globals(node: Reader | None, ctx: Context) -> Path | None:
+def _globals(node: Reader | None, ctx: Context) -> tuple[Path | None, bool]:
+    """The state folder and ``debug`` (debug logs unless ``--log-level`` says otherwise)."""
     if node is None:
-        return None
+        return None, False
     node.only(("debug", "id", "name", "persistence", "multiprocessing"))
-    node.boolean("debug")
+    debug = node.boolean("debug")
     node.identifier("id")
     node.text("name", max_len=10, required=True)
     node.boolean("multiprocessing")
     persistence = node.child("persistence")
     if persistence is None:
-        return None
+        return None, debug
     persistence.only(("type", "config"))
     kind = persistence.text("type", required=True)
     if kind is not None and kind != "filesystem":
@@ -120,10 +130,10 @@ def _globals(node: Reader | None, ctx: Context) -> Path | None:
         )
     config = persistence.child("config")
     if config is None:
-        return None
+        return None, debug
     config.only(("directory_name",))
     folder = config.text("directory_name")
-    return ctx.root / folder if folder is not None else None
+    return (ctx.root / folder if folder is not None else None), debug
 
 
 def _outputs(node: Reader | None, ctx: Context) -> list[MappedSink]:
@@ -212,12 +222,7 @@ def _services(node: Reader, inputs: Reader | None, draft: Draft, ctx: Context) -
     if services is None:  # none listed: every service with its defaults
         every: dict[str, Any] = dict.fromkeys(SERVICES)
         services = Reader(every, join(node.path, "services"), ctx.problems)
-    periods: list[int] = []
-    delays: list[int] = []
-    starts: list[datetime] = []
     first = _start(node, "start_time", ctx)
-    if first is not None:
-        starts.append(first)
     for name, value in services.node.items():
         path = join(services.path, name)
         service = SERVICES.get(name)
@@ -228,19 +233,26 @@ def _services(node: Reader, inputs: Reader | None, draft: Draft, ctx: Context) -
         if reader is None:
             continue
         reader.only(SERVICE_KEYS)
+        mapped = MappedService(service, path, reader.day("reset_persistence_auth"))
         period = reader.integer("request_period_in_seconds", low=1, high=MAX_PERIOD_SECS)
         delay = reader.integer("override_time_delay_in_seconds", low=1, high=MAX_DELAY_SECS)
-        periods.append(period or DEFAULT_PERIOD_SECS)
-        if not service.aggregated:
-            delays.append(delay or DEFAULT_DELAY_SECS)
+        for key, given, default, option in (
+            ("request_period_in_seconds", period, DEFAULT_PERIOD_SECS, "poll_interval_secs"),
+            ("override_time_delay_in_seconds", delay, DEFAULT_DELAY_SECS, "settle_delay_secs"),
+        ):
+            mapped.options[option] = given if given is not None else default
+            if given is not None:
+                mapped.given.add(option)
+                mapped.sources[option] = join(path, key)
+            else:
+                mapped.sources[option] = f"default of {key} (seed 004: {default} s)"
         start = _start(reader, "start_time", ctx)
         if start is not None:
-            starts.append(start)
-        mapped = MappedService(service, path, reader.day("reset_persistence_auth"))
-        if service.aggregated:
-            mapped.settle_delay_secs = delay or DEFAULT_DELAY_SECS
+            mapped.options["initial_lookback_secs"] = _lookback(start, ctx)
+            mapped.given.add("initial_lookback_secs")
+            mapped.sources["initial_lookback_secs"] = join(path, "start_time")
         draft.services.append(mapped)
-    _collection(draft, services.path, periods, delays, starts, ctx)
+    _collection(draft, node.path, first, ctx)
 
 
 def _start(node: Reader, key: str, ctx: Context) -> datetime | None:
@@ -256,39 +268,26 @@ def _start(node: Reader, key: str, ctx: Context) -> datetime | None:
     return start
 
 
-def _collection(
-    draft: Draft,
-    path: str,
-    periods: list[int],
-    delays: list[int],
-    starts: list[datetime],
-    ctx: Context,
-) -> None:
-    period = min(periods, default=DEFAULT_PERIOD_SECS)
-    delay = max(delays, default=DEFAULT_DELAY_SECS)
-    if len(set(periods)) > 1:
-        draft.notes.append(
-            f"{path}: request_period_in_seconds differs between services; every stream "
-            f"polls every {period} s (the shortest)"
-        )
-    if len(set(delays)) > 1:
-        draft.notes.append(
-            f"{path}: override_time_delay_in_seconds differs between services read per row; "
-            f"each of them waits {delay} s (the longest, which loses nothing)"
-        )
+def _lookback(start: datetime, ctx: Context) -> float:
+    return max(1.0, (ctx.now - start).total_seconds())
+
+
+def _collection(draft: Draft, input_path: str, start: datetime | None, ctx: Context) -> None:
+    """The seed's defaults, for streams without their own (services set theirs per stream)."""
     draft.collection = {
         "mode": "fixed_delay",
-        "fixed_delay_secs": delay,
-        "poll_interval_secs": period,
+        "fixed_delay_secs": DEFAULT_DELAY_SECS,
+        "poll_interval_secs": DEFAULT_PERIOD_SECS,
     }
-    if starts:
-        lookback = (ctx.now - min(starts)).total_seconds()
-        draft.collection["initial_lookback_secs"] = max(1.0, lookback)
-    draft.paths.update(
-        {
-            "collection": path,
-            "collection.fixed_delay_secs": f"{path}.*.override_time_delay_in_seconds",
-            "collection.poll_interval_secs": f"{path}.*.request_period_in_seconds",
-            "collection.initial_lookback_secs": f"{path}.*.start_time",
-        }
+    draft.sources["collection.mode"] = "seed 004 (each window read once, once it is delayed)"
+    draft.sources["collection.fixed_delay_secs"] = (
+        f"default of override_time_delay_in_seconds (seed 004: {DEFAULT_DELAY_SECS} s)"
     )
+    draft.sources["collection.poll_interval_secs"] = (
+        f"default of request_period_in_seconds (seed 004: {DEFAULT_PERIOD_SECS} s)"
+    )
+    if start is not None:
+        draft.collection["initial_lookback_secs"] = _lookback(start, ctx)
+        draft.sources["collection.initial_lookback_secs"] = join(input_path, "start_time")
+        draft.paths["collection.initial_lookback_secs"] = join(input_path, "start_time")
+    draft.paths["collection"] = input_path

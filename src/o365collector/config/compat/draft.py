@@ -53,7 +53,11 @@ class MappedService:
     service: DevoService
     path: str
     reset_marker: str | None = None
-    settle_delay_secs: int | None = None  # aggregated reports: their own delay
+    # The stream's own options (poll_interval_secs, settle_delay_secs, initial_lookback_secs)
+    # and, per option, the seed parameter it came from or the seed default it is.
+    options: dict[str, float] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    given: set[str] = field(default_factory=set)  # options the file itself gives
 
 
 @dataclass
@@ -71,8 +75,10 @@ class Draft:
     collection: dict[str, Any] = field(default_factory=dict)
     sinks: list[MappedSink] = field(default_factory=list)
     state_dir: Path | None = None
+    debug: bool = False  # Devo's globals.debug
     paths: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # tenant-level: see CompatSettings
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -9,11 +9,19 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from o365collector.clouds import CLOUDS, CloudName
-from o365collector.config.compat.draft import STATE_FOLDER, Context, Draft, deep_merge
-from o365collector.config.compat.settings import CompatSettings
+from o365collector.config.compat.draft import (
+    STATE_FOLDER,
+    Context,
+    Draft,
+    MappedService,
+    deep_merge,
+)
+from o365collector.config.compat.settings import CompatSettings, source_key
 from o365collector.config.compat.values import Reader, join
-from o365collector.config.model import Settings, TenantSettings
-from o365collector.streams.catalog import GRAPH_MESSAGE_TRACE, devo_table
+from o365collector.config.model import CollectionSettings, Settings, TenantSettings
+from o365collector.streams.catalog import devo_table
+
+HORIZON_DEFAULT_SECS = CollectionSettings.model_fields["horizon_secs"].default
 
 NATIVE_BLOCK = "o365collector"
 BLOCK_KEYS = ("state_dir", "collection", "observability", "tenant", "outputs", "sinks")
@@ -82,12 +90,15 @@ def finish(draft: Draft, block: Any, ctx: Context) -> Translation:
             if isinstance(over[key], dict):
                 for sub in over[key]:
                     paths[f"{key}.{sub}"] = join(join(NATIVE_BLOCK, key), str(sub))
-    tenant = _tenant(draft, _mapping(over, "tenant", ctx), paths, notes, ctx)
+    collection = deep_merge(draft.collection, _mapping(over, "collection", ctx))
+    sources = {k: v for k, v in draft.sources.items() if not _overridden(k, over)}
+    tenant = _tenant(draft, over, collection, (paths, sources, notes), ctx)
     streams = tenant.get("streams")
     sinks = _sinks(draft, over, streams if isinstance(streams, list) else [], paths, notes, ctx)
-    collection = deep_merge(draft.collection, _mapping(over, "collection", ctx))
     data: dict[str, Any] = {
         "compat_layout": draft.layout,
+        "compat_sources": sources,
+        "compat_debug": draft.debug,
         "compat_resets": [
             {
                 "tenant": 0,
@@ -129,17 +140,31 @@ def _mapping(over: dict[str, Any], key: str, ctx: Context) -> dict[str, Any]:
     return value
 
 
+def _overridden(source: str, over: dict[str, Any]) -> bool:
+    """Whether the ``o365collector:`` block sets the native key a source describes."""
+    section, _, key = source.partition(".")
+    block = over.get("tenant" if section in {"enabled", "budget"} else section)
+    if section == "enabled":
+        return isinstance(block, dict) and "enabled" in block
+    if section == "budget":
+        budget = block.get("budget") if isinstance(block, dict) else None
+        return isinstance(budget, dict) and key in budget
+    return isinstance(block, dict) and key in block
+
+
 def _tenant(
     draft: Draft,
     over: dict[str, Any],
-    paths: dict[str, str],
-    notes: list[str],
+    collection: dict[str, Any],
+    out: tuple[dict[str, str], dict[str, str], list[str]],
     ctx: Context,
 ) -> dict[str, Any]:
-    tenant = deep_merge(draft.tenant, over)
-    for key in over:
+    paths, sources, notes = out
+    block = _mapping(over, "tenant", ctx)
+    tenant = deep_merge(draft.tenant, block)
+    for key in block:
         paths[f"tenants[0].{key}"] = join(join(NATIVE_BLOCK, "tenant"), key)
-    if "streams" in over:
+    if "streams" in block:
         return tenant
     cloud_value = tenant.get("cloud", "commercial")
     cloud: CloudName = cloud_value if cloud_value in CLOUDS else "commercial"
@@ -151,10 +176,11 @@ def _tenant(
                 f"{svc.path}: its stream {stream} is not collected by this version of "
                 "o365collector; the service is skipped"
             )
-        elif svc.settle_delay_secs is not None and stream != GRAPH_MESSAGE_TRACE:
-            streams.append({"name": stream, "settle_delay_secs": svc.settle_delay_secs})
-        else:
-            streams.append(stream)
+            continue
+        options = _stream_options(svc, collection, ctx)
+        streams.append({"name": stream, **options} if options else stream)
+        for option in options:
+            sources[source_key(stream, option)] = svc.sources[option]
     if not streams and draft.services:
         ctx.problems.add(
             join(draft.input_path, "services"),
@@ -164,6 +190,34 @@ def _tenant(
     tenant["streams"] = streams
     paths.setdefault("tenants[0].streams", join(draft.input_path, "services"))
     return tenant
+
+
+def _stream_options(
+    svc: MappedService, collection: dict[str, Any], ctx: Context
+) -> dict[str, float]:
+    """The service's own pace as stream options.
+
+    Under ``o365collector.collection.mode: fresh`` a per-row stream reads within seconds
+    and re-sweeps late rows: Devo's default 25-hour delay is dropped there, a delay the
+    file gives is kept and must be shorter than the horizon.
+    """
+    options = dict(svc.options)
+    if svc.service.aggregated or collection.get("mode") != "fresh":
+        return options
+    if "settle_delay_secs" not in svc.given:
+        del options["settle_delay_secs"]
+        return options
+    horizon = collection.get("horizon_secs", HORIZON_DEFAULT_SECS)
+    delay = options["settle_delay_secs"]
+    if isinstance(horizon, (int, float)) and delay >= horizon:
+        ctx.problems.add(
+            svc.sources["settle_delay_secs"],
+            f"must be shorter than collection.horizon_secs ({horizon:g}) under "
+            "o365collector.collection.mode: fresh (re-sweeps read late rows); lower it or "
+            "remove it (fresh reads within seconds), or drop mode: fresh",
+            delay,
+        )
+    return options
 
 
 def _sinks(

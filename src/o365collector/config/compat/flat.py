@@ -108,10 +108,13 @@ def _collection(top: Reader, draft: Draft) -> None:
     if frequency is not None:
         draft.collection["poll_interval_secs"] = frequency
         draft.paths["collection.poll_interval_secs"] = "frequency"
+        draft.sources["collection.poll_interval_secs"] = "frequency"
     if delta is not None:
         draft.collection["settle_delay_secs"] = delta * 60
         draft.paths["collection.settle_delay_secs"] = "timedelta"
+        draft.sources["collection.settle_delay_secs"] = "timedelta (minutes × 60)"
     if hours is not None:
         draft.collection["initial_lookback_secs"] = hours * 3600
         draft.paths["collection.initial_lookback_secs"] = "start_time"
+        draft.sources["collection.initial_lookback_secs"] = "start_time (hours × 3600)"
     draft.paths.setdefault("collection", "")

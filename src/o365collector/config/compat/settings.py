@@ -29,11 +29,24 @@ class ResetMarker:
     parameter: str
 
 
+def source_key(stream: str, option: str) -> str:
+    """The key of a stream option in :attr:`CompatSettings.compat_sources`."""
+    return f"{stream}:{option}"
+
+
 class CompatSettings(Settings):
-    """Settings loaded from a Devo or Sekoia configuration (``compat_*`` are set by the mapper)."""
+    """Settings loaded from a Devo or Sekoia configuration (``compat_*`` are set by the mapper).
+
+    ``compat_sources``: where a mapped setting came from, for ``validate`` and ``state
+    show``: the foreign parameter's key path, or which of the product's defaults it is.
+    Keyed by :func:`source_key` for stream options, else by native key
+    (``collection.poll_interval_secs``, ``budget.requests_per_second``, ``enabled``).
+    """
 
     compat_layout: str
     compat_resets: list[ServiceReset] = Field(default_factory=list)
+    compat_sources: dict[str, str] = Field(default_factory=dict)
+    compat_debug: bool = False  # Devo's globals.debug: debug logs unless --log-level is given
 
     def reset_markers(self) -> list[ResetMarker]:
         """Each configured reset, for every stream of its tenant that collects the service."""
