@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from o365collector.config.model import Settings
 from o365collector.errors import StateError
-from o365collector.state.sqlite import DATABASE_FILE, SqliteStateStore
+from o365collector.state.sqlite import DATABASE_FILE, SqliteStateStore, StateNotReadyError
 from o365collector.state.store import StateStore
 
 if TYPE_CHECKING:
@@ -61,7 +61,10 @@ def open_state(
     if not read_only:
         return SqliteStateStore(path)
     if path.is_file():
-        return SqliteStateStore(path, read_only=True)
+        try:
+            return SqliteStateStore(path, read_only=True)
+        except StateNotReadyError:
+            pass  # a collector is creating it: nothing is recorded yet
     return SqliteStateStore(Path(":memory:"))  # SQLite's name for a private in-memory database
 
 

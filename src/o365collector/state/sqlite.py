@@ -7,6 +7,7 @@ The first implementation of :class:`~o365collector.state.store.StateStore`; buil
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -337,6 +338,10 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
         )
         try:
             db.execute("PRAGMA busy_timeout=5000")
+            if not _schema_present(db):
+                db.close()
+                msg = f"{path} is still being created by a collector that is starting"
+                raise StateNotReadyError(msg)
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.Error:
             db.close()
@@ -352,6 +357,28 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
         )
         raise StateError(msg)
     return db
+
+
+class StateNotReadyError(StateError):
+    """The state file exists but a starting collector has not written its tables yet."""
+
+
+SCHEMA_WAIT_SECS = 5.0  # how long a reader waits for a starting collector's tables
+
+
+def _schema_present(db: sqlite3.Connection) -> bool:
+    """Whether the ``meta`` table exists, waiting up to :data:`SCHEMA_WAIT_SECS` for it.
+
+    A collector creates ``state.db`` and then its tables; a reader (``state show``) that
+    opens the file in between finds it empty.
+    """
+    deadline = time.monotonic() + SCHEMA_WAIT_SECS
+    query = "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+    while db.execute(query).fetchone() is None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _iso(moment: datetime | None) -> str | None:
