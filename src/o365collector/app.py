@@ -159,7 +159,10 @@ class Collector:
                 once=self.options.once,
                 replica=fence.replica_id if fence else None,
             )
-            if fence is None:
+            if fence is None and not workers and not self.options.once:
+                log.warning("Nothing to collect: every tenant is disabled; idle until stopped.")
+                await self.stop.wait()
+            elif fence is None:
                 await self._wait_for_workers(
                     [asyncio.create_task(self._supervise(w, self.stop)) for w in workers],
                     self.stop,
@@ -172,8 +175,12 @@ class Collector:
     async def _start_sinks(self, held: contextlib.AsyncExitStack) -> list[SinkRunner]:
         """Build, start and run every sink; ``held`` stops and closes them."""
         settings = self.settings
-        dead_letter = DeadLetter(settings.state_dir / "dead-letter")
-        sinks = [build_sink(s, self.clock, executor=self.executor) for s in settings.sinks]
+        dead_letter = DeadLetter(settings.state_dir / "dead-letter", self.clock)
+        domains = {tenant.label: tenant.local_domains for tenant in settings.tenants}
+        sinks = [
+            build_sink(s, self.clock, executor=self.executor, local_domains=domains)
+            for s in settings.sinks
+        ]
         runners = [
             SinkRunner(
                 sink,
@@ -212,6 +219,12 @@ class Collector:
         tls: dict[Path | None, ssl.SSLContext] = {}
         workers: list[StreamWorker] = []
         for tenant in self.settings.tenants:
+            if not tenant.enabled:
+                log.warning(
+                    "Tenant disabled (enabled: false): nothing is collected from it.",
+                    tenant=tenant.label,
+                )
+                continue
             client = self.http_client_factory(tenant, self.settings, tls)
             held.push_async_callback(client.aclose)
             workers.extend(self._tenant_workers(tenant, client, dispatcher, store))
@@ -271,6 +284,7 @@ class Collector:
             self.clock,
             reserve_share=tenant.budget.reserve_share,
             background_priority=Priority.FINAL,
+            per_second=tenant.budget.requests_per_second,
         )
         api = ApiClient(
             client, tokens, budget, collection.retry, self.clock, tenant.label, self.gate

@@ -21,7 +21,13 @@ from o365collector.state.lock import state_lock
 
 
 def demo_config(base_url: str, workdir: Path, tenant: dict[str, str]) -> dict[str, object]:
-    """The collector configuration the demo writes: one tenant on the emulator, one file sink."""
+    """The collector configuration the demo writes: one tenant on the emulator, three files.
+
+    The same events go to ``output/events.jsonl`` (the raw record in an envelope),
+    ``output/events.ecs.jsonl`` (ECS documents) and ``output/events.ocsf.jsonl`` (OCSF
+    events), so the normalized forms can be compared with what Microsoft sent.
+    """
+    output = workdir / "output"
     return {
         "state_dir": str(workdir / "state"),
         "tenants": [
@@ -31,6 +37,7 @@ def demo_config(base_url: str, workdir: Path, tenant: dict[str, str]) -> dict[st
                 "client_id": tenant["client_id"],
                 "client_secret": tenant["client_secret"],
                 "endpoints": {"authority": base_url, "graph": base_url},
+                "local_domains": [tenant["domain"]],
             }
         ],
         "collection": {
@@ -39,7 +46,19 @@ def demo_config(base_url: str, workdir: Path, tenant: dict[str, str]) -> dict[st
             "poll_interval_secs": 5,
         },
         "sinks": [
-            {"type": "jsonl", "name": "file", "path": str(workdir / "output" / "events.jsonl")}
+            {"type": "jsonl", "name": "file", "path": str(output / "events.jsonl")},
+            {
+                "type": "jsonl",
+                "name": "ecs",
+                "path": str(output / "events.ecs.jsonl"),
+                "payload": "ecs",
+            },
+            {
+                "type": "jsonl",
+                "name": "ocsf",
+                "path": str(output / "events.ocsf.jsonl"),
+                "payload": "ocsf",
+            },
         ],
     }
 
@@ -71,6 +90,7 @@ def _run_demo(workdir: Path, *, duration: float | None, seed: int) -> int:
         "tenant_id": spec.tenant_id,
         "client_id": spec.client_id,
         "client_secret": spec.client_secret,
+        "domain": spec.domain,
     }
     config_path.write_text(
         yaml.safe_dump(demo_config(base_url, workdir, tenant), sort_keys=False), encoding="utf-8"
@@ -93,9 +113,18 @@ def _run_demo(workdir: Path, *, duration: float | None, seed: int) -> int:
             result = asyncio.run(_run_with_display(collector, progress, duration, console))
         finally:
             emulator.stop()
-    output = workdir / "output" / "events.jsonl"
-    lines = _count_lines(output)
-    console.print(f"\n[bold green]Done.[/] {lines} events in {output}")
+    output = workdir / "output"
+    lines = _count_lines(output / "events.jsonl")
+    console.print(f"\n[bold green]Done.[/] {lines} events in {output / 'events.jsonl'}")
+    console.print(
+        f"Normalized: {_count_lines(output / 'events.ecs.jsonl')} ECS documents in "
+        f"{output / 'events.ecs.jsonl'}, {_count_lines(output / 'events.ocsf.jsonl')} OCSF "
+        f"events in {output / 'events.ocsf.jsonl'}"
+    )
+    sample = _first_line(output / "events.ecs.jsonl")
+    if sample is not None:
+        console.print("[bold]The first ECS document:[/]")
+        console.print_json(sample)
     console.print(f"Inspect checkpoints: o365collector state show --config {config_path}")
     return result
 
@@ -132,6 +161,16 @@ def _render(progress: Progress) -> Group:
         if p.error
     ]
     return Group(table, *errors)
+
+
+def _first_line(path: Path) -> str | None:
+    """The first line of ``path`` (or its first rotated part), ``None`` when there is none."""
+    for file in sorted(path.parent.glob(path.name + "*")):
+        with contextlib.suppress(OSError), file.open("r", encoding="utf-8") as handle:
+            line = handle.readline().strip()
+            if line:
+                return line
+    return None
 
 
 def _count_lines(path: Path) -> int:

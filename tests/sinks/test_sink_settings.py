@@ -69,7 +69,7 @@ def test_every_type_is_accepted_and_buildable(certs: Certs, tmp_path: Path) -> N
          "either token"),
         ({"type": "sekoia", "intake_key": "k", "max_event_bytes": 300_000}, "max_event_bytes"),
         ({"type": "sekoia", "intake_key": "k", "base_url": "not a url"}, "base_url"),
-        ({"type": "stdout", "payload": "ecs"}, "payload"),
+        ({"type": "stdout", "payload": "cef"}, "payload"),
         ({"type": "syslog", "host": "h", "transport": "tls", "cert_file": "/nonexistent.pem",
           "key_file": "/nonexistent.key"}, "does not exist"),
     ],

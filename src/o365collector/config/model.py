@@ -27,13 +27,20 @@ from o365collector.config.credentials import (
     normalise_credentials,
 )
 from o365collector.config.sinks import SinkSettings, sink_name
-from o365collector.config.streams import ConfiguredStream, StreamEntry, default_streams
+from o365collector.config.streams import (
+    GRAPH_RETENTION_SECS,
+    ConfiguredStream,
+    StreamEntry,
+    default_streams,
+)
+from o365collector.config.timing import timing_problems
 from o365collector.observability.redact import register_secret, shorten
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_LABEL = r"(?!-)(?:[^\W_]|-){1,63}(?<!-)"
+_DOMAIN = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+")  # a.b, IDNs as xn--
 
 STREAMS: tuple[str, ...] = ("message_trace",)  # the default; see config/streams.py for all
-GRAPH_RETENTION_SECS = 90 * 86400
 GRAPH_MAX_WINDOW_SECS = 10 * 86400
 _VIA_CREDENTIAL = object()  # client_secret's value when a credential block signs in instead
 
@@ -80,6 +87,7 @@ class BudgetSettings(_Strict):
     requests: int = Field(80, ge=1, le=100_000)
     window_secs: float = Field(300.0, gt=0)
     reserve_share: float = Field(0.25, ge=0, lt=1)  # kept for live reads and re-sweeps
+    requests_per_second: float | None = Field(None, gt=0)  # a cap on top (Devo's key)
 
 
 class RetrySettings(_Strict):
@@ -107,10 +115,12 @@ class TenantSettings(_Strict):
     client_id: str = Field(None, min_length=1, validate_default=True)
     client_secret: SecretStr | None = Field(None, min_length=1, validate_default=True)
     cloud: CloudName = "commercial"
+    enabled: bool = True  # false: validated, but nothing is collected from it
     endpoints: EndpointSettings = EndpointSettings()
     ca_bundle: Path | None = None
     streams: list[StreamEntry] = Field(default_factory=default_streams)
     budget: BudgetSettings = BudgetSettings()
+    local_domains: list[str] = Field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -208,6 +218,35 @@ class TenantSettings(_Strict):
         if value is not None and not value.is_file():
             raise ValueError(f"file {value} does not exist; give the path of a PEM CA bundle")
         return value
+
+    @field_validator("local_domains", mode="before")
+    @classmethod
+    def _local_domains_valid(cls, value: Any) -> Any:
+        """Lower-cased, stripped, de-duplicated mail domains; anything else is refused."""
+        if isinstance(value, str):
+            msg = f"give a list of the tenant's mail domains, e.g. local_domains: [{value.strip()}]"
+            raise ValueError(msg)  # noqa: TRY004 - pydantic reports ValueError
+        if not isinstance(value, list):
+            return value
+        out: list[str] = []
+        for item in value:
+            if not isinstance(item, str):
+                msg = f"{item!r} is not a domain; list domains like contoso.com"
+                raise ValueError(msg)  # noqa: TRY004 - pydantic reports ValueError
+            domain = item.strip().lower().rstrip(".")
+            if "@" in domain:
+                raise ValueError(
+                    f"{item!r} is an address; list its domain only "
+                    f"({domain.rpartition('@')[2] or 'contoso.com'})"
+                )
+            if not _DOMAIN.fullmatch(domain):
+                raise ValueError(
+                    f"{item!r} is not a mail domain; list domains like contoso.com or "
+                    "contoso.onmicrosoft.com"
+                )
+            if domain not in out:
+                out.append(domain)
+        return out
 
     @field_validator("streams")
     @classmethod
@@ -355,6 +394,19 @@ class Settings(_Strict):
         if dupes:
             raise ValueError(f"sink names must be unique; set `name` on each sink: {dupes}")
         return sinks
+
+    @model_validator(mode="after")
+    def _stream_timing_fits_collection(self) -> Settings:
+        """A stream's own poll interval and settle delay must suit ``collection``."""
+        problems = [
+            f"tenants[{t}].streams[{s}] ({stream}): {problem}"
+            for t, tenant in enumerate(self.tenants)
+            for s, stream in enumerate(tenant.streams)
+            for problem in timing_problems(stream, self.collection)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 _KV_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")

@@ -20,6 +20,15 @@ MIB = 1024 * 1024
 _PRINTABLE = re.compile(r"^[!-~]+$")  # RFC 5424 PRINTUSASCII: no spaces, no controls
 _DEVO_TABLE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_DATA_STREAM_FORBIDDEN = re.compile(r'[\s\\/*?"<>|,#:{}-]')
+
+PayloadKind = Literal["raw", "envelope", "ecs", "ocsf"]
+"""What a sink ships per event (the issue's ``format``).
+
+``raw``: the vendor record as received; ``envelope``: the record plus metadata; ``ecs``:
+an Elastic Common Schema document; ``ocsf``: an OCSF event (see ``o365collector.normalize``).
+"""
+NORMALIZED: tuple[PayloadKind, ...] = ("ecs", "ocsf")
 
 
 class SinkBase(_Strict):
@@ -29,7 +38,19 @@ class SinkBase(_Strict):
     batch_max_events: int = Field(5000, ge=1)
     queue_max_batches: int = Field(8, ge=1)
     when_full: Literal["block", "drop_newest"] = "block"
-    payload: Literal["raw", "envelope"] = "raw"
+    payload: PayloadKind = "raw"
+    include_original: bool = False
+
+    @model_validator(mode="after")
+    def _include_original_needs_normalized(self) -> SinkBase:
+        if self.include_original and self.payload not in NORMALIZED:
+            raise ValueError(
+                f"include_original: true adds the raw record to an ECS or OCSF document "
+                f"(ECS event.original, OCSF raw_data), but this sink's payload is "
+                f"{self.payload}, which ships the record itself; set payload: ecs or "
+                f"payload: ocsf, or remove include_original"
+            )
+        return self
 
 
 class ClientTls(_Strict):
@@ -90,14 +111,14 @@ class JsonlSinkSettings(SinkBase):
     path: Path
     max_bytes: int = Field(100 * MIB, ge=1024)
     keep_files: int = Field(10, ge=1)
-    payload: Literal["raw", "envelope"] = "envelope"
+    payload: PayloadKind = "envelope"
 
 
 class StdoutSinkSettings(SinkBase):
     """Standard output: one JSON event per line."""
 
     type: Literal["stdout"]
-    payload: Literal["raw", "envelope"] = "envelope"
+    payload: PayloadKind = "envelope"
 
 
 class DevoSinkSettings(SinkBase, SocketOptions):
@@ -251,16 +272,24 @@ class ElasticsearchSinkSettings(SinkBase, HttpOptions):
 
     type: Literal["elasticsearch"]
     url: AnyHttpUrl
-    index: str = Field("o365-{stream}", min_length=1, max_length=200)
+    index: str | None = Field(None, min_length=1, max_length=200)
+    namespace: str = Field("default", min_length=1)
+    index_template: bool = True
     pipeline: str | None = None
     username: str | None = None
     password: SecretStr | None = None
     api_key: SecretStr | None = None
     batch_max_bytes: int = Field(5 * MIB, ge=1024)
 
+    def uses_data_streams(self) -> bool:
+        """True when events go to the default ECS data streams (payload ecs, no ``index``)."""
+        return self.payload == "ecs" and self.index is None
+
     @field_validator("index")
     @classmethod
-    def _index_template(cls, value: str) -> str:
+    def _index_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         rest = value.replace("{stream}", "").replace("{tenant}", "")
         if "{" in rest or "}" in rest:
             raise ValueError("index may use only the placeholders {stream} and {tenant}")
@@ -270,12 +299,35 @@ class ElasticsearchSinkSettings(SinkBase, HttpOptions):
             )
         return value
 
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_valid(cls, value: str) -> str:
+        if (
+            value != value.lower()
+            or _DATA_STREAM_FORBIDDEN.search(value)
+            or len(value.encode("utf-8")) > 100
+        ):
+            raise ValueError(
+                f"namespace {value!r} is not a valid data stream namespace: lowercase, at "
+                'most 100 bytes, no "-", spaces or \\ / * ? " < > | , # : (e.g. default, prod)'
+            )
+        return value
+
     @model_validator(mode="after")
     def _auth_consistent(self) -> ElasticsearchSinkSettings:
         if (self.username is None) != (self.password is None):
             raise ValueError("give username and password together (HTTP basic auth)")
         if self.api_key is not None and self.username is not None:
             raise ValueError("give either api_key or username/password, not both")
+        if not self.uses_data_streams():
+            unused = sorted({"namespace", "index_template"} & self.model_fields_set)
+            if unused:
+                keys = " and ".join(unused)
+                verb = "apply" if len(unused) > 1 else "applies"
+                raise ValueError(
+                    f"{keys} {verb} only to the ECS data streams (payload: ecs without "
+                    f"index); set payload: ecs and remove index, or remove {keys}"
+                )
         return self
 
 

@@ -50,14 +50,15 @@ def reason_label(reason: str) -> str:
 class DeadLetter:
     """Appends refused events, with the sink and the reason, to ``{state}/dead-letter/``."""
 
-    def __init__(self, folder: Path) -> None:
-        """Files are created on first use."""
+    def __init__(self, folder: Path, clock: Clock | None = None) -> None:
+        """Files are created on first use; ``clock`` stamps each line (system clock by default)."""
         self.folder = folder
+        self.clock = clock
 
     def write(self, sink: str, items: Sequence[tuple[Event, str]]) -> None:
         """Append and fsync; the caller counts the events as discarded only after this."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        stamp = delivered_at()
+        stamp = delivered_at(self.clock)
         lines = b"".join(_dead_line(sink, e, reason, stamp) for e, reason in items)
         with (self.folder / f"{sink}.jsonl").open("ab") as file:
             file.write(lines)

@@ -1,22 +1,102 @@
-"""Encoders shared by sinks: the payload of an event (raw record or envelope) and its time."""
+"""Encoders shared by sinks: what a sink ships per event (:class:`Payload`) and its time."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from o365collector.clock import Clock
+from o365collector.config.sinks import NORMALIZED, PayloadKind
 from o365collector.dates import epoch_secs
 from o365collector.event import Event
-
-Payload = Literal["raw", "envelope"]
-"""``raw``: the vendor record exactly as received; ``envelope``: record plus metadata."""
+from o365collector.normalize.normalizer import Normalizer
 
 UNENCODABLE = "unencodable"
+UNMAPPABLE = "unmappable"
+_REASON_MAX = 300
+
+
+class UnmappableError(ValueError):
+    """The normalizer failed on one event; :attr:`reason` is the rejection reason.
+
+    A ``ValueError``, so every place that refuses an unencodable event refuses this one
+    too; :func:`refusal` gives the reason to record.
+    """
+
+    def __init__(self, form: str, exc: Exception) -> None:
+        """Describe the mapper's failure: ``unmappable: ecs KeyError: 'x'``."""
+        self.reason = f"{UNMAPPABLE}: {form} {type(exc).__name__}: {exc}"[:_REASON_MAX]
+        super().__init__(self.reason)
+
+
+def refusal(exc: ValueError) -> str:
+    """The rejection reason of an event whose payload failed: unmappable or unencodable."""
+    return exc.reason if isinstance(exc, UnmappableError) else UNENCODABLE
+
+
+class Payload:
+    """What a sink ships for each event: the one place that decides it.
+
+    - ``raw``: the vendor record exactly as received;
+    - ``envelope``: ``{"event_id", "tenant", "stream", "delivered_at", "record"}``;
+    - ``ecs`` / ``ocsf``: the event's normalized document, from :attr:`normalizer`.
+
+    Sinks accept a kind (``payload="raw"``) or a ready object (with the tenants' local
+    domains), see :meth:`of`.
+    """
+
+    __slots__ = ("kind", "normalizer")
+
+    def __init__(self, kind: PayloadKind = "raw", normalizer: Normalizer | None = None) -> None:
+        """A payload of ``kind``; ``ecs`` / ``ocsf`` without a normalizer get a default one.
+
+        Raises:
+            ValueError: a normalizer with a raw or envelope payload, or of another form.
+        """
+        if kind in NORMALIZED:
+            normalizer = normalizer or Normalizer("ecs" if kind == "ecs" else "ocsf")
+            if normalizer.form != kind:
+                msg = f"payload {kind} given a normalizer of {normalizer.form}"
+                raise ValueError(msg)
+        elif normalizer is not None:
+            msg = f"payload {kind} ships no normalized document; drop the normalizer"
+            raise ValueError(msg)
+        self.kind: PayloadKind = kind
+        self.normalizer: Normalizer | None = normalizer
+
+    @classmethod
+    def of(cls, value: Payload | PayloadKind) -> Payload:
+        """``value`` itself, or a payload of that kind."""
+        return value if isinstance(value, Payload) else cls(value)
+
+    def __repr__(self) -> str:
+        """``Payload('ecs')``."""
+        return f"Payload({self.kind!r})"
+
+    @property
+    def normalized(self) -> bool:
+        """True for ``ecs`` and ``ocsf``."""
+        return self.normalizer is not None
+
+    def object(self, event: Event, stamp: str) -> dict[str, Any]:
+        """The object to ship for ``event``; ``stamp`` is the batch's ``delivered_at``.
+
+        Raises:
+            UnmappableError: the normalizer failed on this event (a mapper bug, an odd record);
+                the sink refuses the event with :attr:`UnmappableError.reason`.
+        """
+        if self.normalizer is not None:
+            try:
+                return self.normalizer.document(event)
+            except Exception as exc:  # one odd record (or a mapper bug) must not stop the batch
+                raise UnmappableError(self.kind, exc) from exc
+        if self.kind == "raw":
+            return event.record
+        return envelope(event, stamp)
 
 
 def delivered_at(clock: Clock | None = None) -> str:
@@ -36,9 +116,13 @@ def envelope(event: Event, stamp: str) -> dict[str, Any]:
     }
 
 
-def payload_object(event: Event, payload: Payload, stamp: str) -> dict[str, Any]:
-    """The object a sink ships for ``event``: the record itself, or its envelope."""
-    return event.record if payload == "raw" else envelope(event, stamp)
+def payload_object(event: Event, payload: Payload | PayloadKind, stamp: str) -> dict[str, Any]:
+    """The object a sink ships for ``event`` (see :meth:`Payload.object`).
+
+    Raises:
+        UnmappableError: the normalizer failed on this event.
+    """
+    return Payload.of(payload).object(event, stamp)
 
 
 def dumps(value: Any) -> bytes:
@@ -58,56 +142,74 @@ def dumps(value: Any) -> bytes:
         return text.encode("utf-8")
 
 
+def encode(event: Event, payload: Payload, stamp: str) -> bytes:
+    """The JSON text of ``event``'s payload.
+
+    Raises:
+        ValueError: the payload cannot be mapped (:class:`UnmappableError`) or written as JSON;
+            :func:`refusal` gives the reason.
+    """
+    return dumps(payload.object(event, stamp))
+
+
 def encode_batch(
-    events: Sequence[Event], payload: Payload, stamp: str
+    events: Sequence[Event], payload: Payload | PayloadKind, stamp: str
 ) -> tuple[list[bytes | None], dict[int, str]]:
     """Encode every event's payload; events that cannot be encoded are listed as rejected.
 
     Returns:
-        One JSON text per event (``None`` where encoding failed) and the rejected indexes
-        with reason ``unencodable``.
+        One JSON text per event (``None`` where it failed) and the rejected indexes with
+        their reason: ``unencodable``, or ``unmappable: …`` when the normalizer failed.
     """
+    shape = Payload.of(payload)
     out: list[bytes | None] = []
     rejected: dict[int, str] = {}
     for index, event in enumerate(events):
         try:
-            out.append(dumps(payload_object(event, payload, stamp)))
-        except ValueError:
+            out.append(encode(event, shape, stamp))
+        except ValueError as exc:
             out.append(None)
-            rejected[index] = UNENCODABLE
+            rejected[index] = refusal(exc)
     return out, rejected
 
 
-def lines(events: Sequence[Event], payload: Payload, stamp: str) -> tuple[bytes, dict[int, str]]:
+def lines(
+    events: Sequence[Event], payload: Payload | PayloadKind, stamp: str
+) -> tuple[bytearray, dict[int, str]]:
     """Newline-terminated JSON lines of the encodable events, and the rejected indexes.
+
+    The buffer is returned as built (no copy into ``bytes``): the caller writes it and
+    drops it.
 
     Appends to one buffer: orjson returns each text in a 4 KiB allocation, so a list of
     them holds ~4 KiB per event until the batch is joined.
     """
+    shape = Payload.of(payload)
     out = bytearray()
     dump = orjson.dumps
-    try:  # the common case, without a call per event around orjson
-        if payload == "raw":
-            for event in events:
-                out += dump(event.record)
-                out += b"\n"
+    if not shape.normalized:
+        try:  # the common case, without a call per event around orjson
+            if shape.kind == "raw":
+                for event in events:
+                    out += dump(event.record)
+                    out += b"\n"
+            else:
+                for event in events:
+                    out += dump(envelope(event, stamp))
+                    out += b"\n"
+        except orjson.JSONEncodeError:
+            out.clear()  # one event orjson refuses: encode one by one, rejecting only what fails
         else:
-            for event in events:
-                out += dump(envelope(event, stamp))
-                out += b"\n"
-        return bytes(out), {}
-    except orjson.JSONEncodeError:
-        pass  # one event orjson refuses: encode one by one, rejecting only what fails
-    out.clear()
+            return out, {}
     rejected: dict[int, str] = {}
     for index, event in enumerate(events):
         try:
-            out += dumps(payload_object(event, payload, stamp))
-        except ValueError:
-            rejected[index] = UNENCODABLE
+            out += encode(event, shape, stamp)
+        except ValueError as exc:
+            rejected[index] = refusal(exc)
             continue
         out += b"\n"
-    return bytes(out), rejected
+    return out, rejected
 
 
 def record_time(record: dict[str, Any]) -> float | None:

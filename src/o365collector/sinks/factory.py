@@ -6,6 +6,7 @@ settings model into the sink; this module only routes a model to its component.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from typing import assert_never
 
@@ -13,6 +14,7 @@ from pydantic import SecretStr
 
 from o365collector.clock import Clock, SystemClock
 from o365collector.config.sinks import (
+    NORMALIZED,
     DevoSinkSettings,
     ElasticsearchSinkSettings,
     HttpSinkSettings,
@@ -23,10 +25,12 @@ from o365collector.config.sinks import (
     StdoutSinkSettings,
     SyslogSinkSettings,
 )
+from o365collector.normalize.normalizer import Normalizer
 from o365collector.observability.redact import SECRET_KEYS, register_secret
 from o365collector.sinks.base import Sink
 from o365collector.sinks.devo import build as devo
 from o365collector.sinks.elastic import build as elastic
+from o365collector.sinks.encode import Payload
 from o365collector.sinks.http import build as http
 from o365collector.sinks.jsonl import build as jsonl
 from o365collector.sinks.sekoia import build as sekoia
@@ -36,11 +40,17 @@ from o365collector.sinks.syslog import build as syslog
 
 
 def build_sink(  # noqa: PLR0911 - one route per type
-    settings: SinkSettings, clock: Clock | None = None, *, executor: Executor | None = None
+    settings: SinkSettings,
+    clock: Clock | None = None,
+    *,
+    executor: Executor | None = None,
+    local_domains: Mapping[str, Sequence[str]] | None = None,
 ) -> Sink:
     """Instantiate the sink described by ``settings``; its secrets are registered for redaction.
 
     ``executor`` runs the blocking writes of the file sink (default: the loop's thread pool).
+    ``local_domains`` maps each tenant's label to its mail domains, for the direction of
+    ``payload: ecs`` / ``ocsf`` documents (none: no direction).
 
     Raises:
         SinkError: TLS files cannot be loaded (socket sinks read them here, HTTP sinks
@@ -49,25 +59,41 @@ def build_sink(  # noqa: PLR0911 - one route per type
     clock = clock or SystemClock()
     for secret in _secrets(settings):
         register_secret(secret.get_secret_value())
+    payload = sink_payload(settings, local_domains)
     match settings:
         case JsonlSinkSettings():
-            return jsonl.build(settings, clock, executor)
+            return jsonl.build(settings, clock, executor, payload)
         case StdoutSinkSettings():
-            return stdout.build(settings, clock)
+            return stdout.build(settings, clock, payload)
         case DevoSinkSettings():
-            return devo.build(settings, clock)
+            return devo.build(settings, clock, payload)
         case SyslogSinkSettings():
-            return syslog.build(settings, clock)
+            return syslog.build(settings, clock, payload)
         case SekoiaSinkSettings():
-            return sekoia.build(settings, clock)
+            return sekoia.build(settings, clock, payload)
         case SplunkHecSinkSettings():
-            return splunk.build(settings, clock)
+            return splunk.build(settings, clock, payload)
         case ElasticsearchSinkSettings():
-            return elastic.build(settings, clock)
+            return elastic.build(settings, clock, payload)
         case HttpSinkSettings():
-            return http.build(settings, clock)
+            return http.build(settings, clock, payload)
         case _:
             assert_never(settings)
+
+
+def sink_payload(
+    settings: SinkSettings, local_domains: Mapping[str, Sequence[str]] | None = None
+) -> Payload:
+    """What the sink ships: its ``payload``, with a normalizer for ``ecs`` and ``ocsf``."""
+    kind = settings.payload
+    if kind not in NORMALIZED:
+        return Payload(kind)
+    normalizer = Normalizer(
+        "ecs" if kind == "ecs" else "ocsf",
+        local_domains=local_domains,
+        include_original=settings.include_original,
+    )
+    return Payload(kind, normalizer)
 
 
 def _secrets(settings: SinkSettings) -> list[SecretStr]:

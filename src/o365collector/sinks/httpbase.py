@@ -18,6 +18,8 @@ import httpx
 import structlog
 
 from o365collector import __version__
+from o365collector.clock import Clock, SystemClock
+from o365collector.config.sinks import PayloadKind
 from o365collector.event import Event
 from o365collector.http.backoff import parse_retry_after
 from o365collector.observability.redact import redact
@@ -157,19 +159,24 @@ class HttpSinkBase:
         url: str,
         headers: Mapping[str, str],
         tls: TlsOptions | None,
-        payload: Payload,
+        payload: Payload | PayloadKind,
         batch_max_bytes: int,
         gzip: bool,
         request_timeout_secs: float,
         method: str = "POST",
         auth: httpx.Auth | None = None,
         params: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        """Configure the sink; the HTTP client is created by :meth:`start`."""
+        """Configure the sink; the HTTP client is created by :meth:`start`.
+
+        ``clock`` stamps ``delivered_at`` (the system clock by default).
+        """
         self.name = name
+        self.clock: Clock = clock or SystemClock()
         self.url = url
         self.method = method
-        self.payload: Payload = payload
+        self.payload = Payload.of(payload)
         self.batch_max_bytes = batch_max_bytes
         self.gzip = gzip
         self._headers = dict(headers)
@@ -187,6 +194,10 @@ class HttpSinkBase:
         """Create the HTTP client (TLS files are read now)."""
         self._client = make_client(self.name, self._tls, self._timeout)
         log.info(f"{self.label} sink ready.", sink=self.name, url=self.url, **self.ready_fields())
+        await self.prepare(self._client)
+
+    async def prepare(self, client: httpx.AsyncClient) -> None:
+        """Once started: set up the receiver (none by default); must not raise for a refusal."""
 
     def requests(self, events: Sequence[Event], stamp: str, outcome: Outcome) -> list[Request]:
         """The batch as size-bounded requests, in order; events refused now go to ``outcome``."""
@@ -211,7 +222,7 @@ class HttpSinkBase:
         client = self._client
         assert client is not None, "start() first"
         outcome = Outcome()
-        requests = self.requests(events, delivered_at(), outcome)
+        requests = self.requests(events, delivered_at(self.clock), outcome)
         accepted: list[tuple[Request, DeliveryVerdict]] = []
         for number, request in enumerate(requests):
             content, extra = maybe_gzip(request.body, self.gzip)

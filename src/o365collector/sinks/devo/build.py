@@ -5,10 +5,11 @@ from __future__ import annotations
 from o365collector.clock import Clock
 from o365collector.config.sinks import DevoSinkSettings, sink_name
 from o365collector.sinks.devo.sink import DevoSink, devo_endpoint
+from o365collector.sinks.encode import Payload
 from o365collector.sinks.options import socket_endpoint
 
 
-def build(settings: DevoSinkSettings, clock: Clock) -> DevoSink:
+def build(settings: DevoSinkSettings, clock: Clock, payload: Payload | None = None) -> DevoSink:
     """A Devo sink; with TLS the context is built now (a CA is required when verifying).
 
     Raises:
@@ -35,7 +36,7 @@ def build(settings: DevoSinkSettings, clock: Clock) -> DevoSink:
         hostname=settings.hostname,
         tag=settings.tag,
         tables=settings.tables,
-        payload=settings.payload,
+        payload=payload or settings.payload,
         gzip_level=settings.gzip_level if settings.gzip else None,
         batch_max_bytes=settings.batch_max_bytes,
         max_message_bytes=settings.max_message_bytes,

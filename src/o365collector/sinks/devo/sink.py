@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from o365collector.clock import Clock
+from o365collector.config.sinks import PayloadKind
 from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.batching import split_by_bytes
@@ -54,7 +55,7 @@ class DevoSink:
         hostname: str | None = None,
         tag: str | None = None,
         tables: Mapping[str, str] | None = None,
-        payload: Payload = "raw",
+        payload: Payload | PayloadKind = "raw",
         gzip_level: int | None = None,
         batch_max_bytes: int | None = None,
         max_message_bytes: int | None = None,
@@ -64,10 +65,11 @@ class DevoSink:
         self.hostname = hostname or socket.gethostname()
         self.tag = tag
         self.tables = dict(tables or {})
-        self.payload: Payload = payload
+        self.payload = Payload.of(payload)
         self.gzip_level = gzip_level
         self.batch_max_bytes = batch_max_bytes
         self.max_message_bytes = max_message_bytes
+        self.clock = clock
         self.connection = StreamConnection(endpoint, clock)
         self._headers: dict[str, bytes] = {}
 
@@ -87,7 +89,7 @@ class DevoSink:
 
     def frames(self, events: Sequence[Event]) -> tuple[dict[int, bytes], dict[int, str]]:
         """Frame every event; return the frames by batch index and the events refused."""
-        bodies, rejected = encode_batch(events, self.payload, delivered_at())
+        bodies, rejected = encode_batch(events, self.payload, delivered_at(self.clock))
         frames: dict[int, bytes] = {}
         for index, (event, body) in enumerate(zip(events, bodies, strict=True)):
             if body is None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from o365collector.clock import Clock
 from o365collector.config.sinks import HttpSinkSettings, sink_name
+from o365collector.sinks.encode import Payload
 from o365collector.sinks.http.sink import HttpSink
 from o365collector.sinks.options import plain, tls_options
 
 
-def build(settings: HttpSinkSettings, clock: Clock) -> HttpSink:
+def build(settings: HttpSinkSettings, clock: Clock, payload: Payload | None = None) -> HttpSink:
     """An HTTP sink (its HTTP client, and TLS files, are made in ``start``)."""
-    del clock
     return HttpSink(
         sink_name(settings),
         url=str(settings.url),
@@ -21,8 +21,9 @@ def build(settings: HttpSinkSettings, clock: Clock) -> HttpSink:
         password=plain(settings.password),
         token=plain(settings.token),
         tls=tls_options(settings),
-        payload=settings.payload,
+        payload=payload or settings.payload,
         batch_max_bytes=settings.batch_max_bytes,
         gzip=settings.gzip,
         request_timeout_secs=settings.request_timeout_secs,
+        clock=clock,
     )

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import httpx
 
+from o365collector.clock import Clock
+from o365collector.config.sinks import PayloadKind
 from o365collector.event import Event
 from o365collector.sinks.base import Outcome
 from o365collector.sinks.batching import split_by_bytes
@@ -42,10 +44,11 @@ class HttpSink(HttpSinkBase):
         password: str | None = None,
         token: str | None = None,
         tls: TlsOptions | None = None,
-        payload: Payload = "raw",
+        payload: Payload | PayloadKind = "raw",
         batch_max_bytes: int = 1024 * 1024,
         gzip: bool = False,
         request_timeout_secs: float = 30.0,
+        clock: Clock | None = None,
     ) -> None:
         """Configure the sink; the HTTP client is created by :meth:`start`."""
         content_type = "application/x-ndjson" if format == "ndjson" else "application/json"
@@ -64,6 +67,7 @@ class HttpSink(HttpSinkBase):
             batch_max_bytes=batch_max_bytes,
             gzip=gzip,
             request_timeout_secs=request_timeout_secs,
+            clock=clock,
             method=method,
             auth=auth,
         )

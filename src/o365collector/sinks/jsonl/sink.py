@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from o365collector.clock import Clock, SystemClock
+from o365collector.config.sinks import PayloadKind
 from o365collector.errors import SinkError
 from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult
@@ -32,7 +33,7 @@ class JsonlSink:
         *,
         max_bytes: int,
         keep_files: int,
-        payload: Payload = "envelope",
+        payload: Payload | PayloadKind = "envelope",
         clock: Clock | None = None,
         executor: Executor | None = None,
     ) -> None:
@@ -44,7 +45,7 @@ class JsonlSink:
         self.clock = clock or SystemClock()
         self.executor = executor
         self.name = name
-        self.payload: Payload = payload
+        self.payload = Payload.of(payload)
         self.path = path
         self.max_bytes = max_bytes
         self.keep_files = keep_files
@@ -83,7 +84,7 @@ class JsonlSink:
         self._file = self.path.open("ab")
         self._size = self._file.tell()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | bytearray) -> None:
         """Write ``data`` (whole lines) in parts that keep every file within ``max_bytes``.
 
         Each part is flushed and fsynced before the next, so a crash between parts leaves
@@ -101,7 +102,7 @@ class JsonlSink:
             self._append(view[start:end])
             start = end
 
-    def _part_end(self, data: bytes, start: int) -> int | None:
+    def _part_end(self, data: bytes | bytearray, start: int) -> int | None:
         """Where the part of ``data`` from ``start`` that fits the current file ends.
 
         ``None`` means nothing fits: rotate first. A line longer than ``max_bytes`` is

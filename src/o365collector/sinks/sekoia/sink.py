@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import orjson
 
+from o365collector.clock import Clock
+from o365collector.config.sinks import PayloadKind
 from o365collector.event import Event
 from o365collector.sinks.base import Outcome
 from o365collector.sinks.batching import split_by_bytes
@@ -38,11 +40,12 @@ class SekoiaSink(HttpSinkBase):
         intake_key: str,
         base_url: str = DEFAULT_BASE_URL,
         tls: TlsOptions | None = None,
-        payload: Payload = "raw",
+        payload: Payload | PayloadKind = "raw",
         batch_max_bytes: int = 9 * 1024 * 1024,
         max_event_bytes: int = 250_000,
         gzip: bool = False,
         request_timeout_secs: float = 30.0,
+        clock: Clock | None = None,
     ) -> None:
         """Configure the sink; the HTTP client is created by :meth:`start`."""
         super().__init__(
@@ -54,6 +57,7 @@ class SekoiaSink(HttpSinkBase):
             batch_max_bytes=batch_max_bytes,
             gzip=gzip,
             request_timeout_secs=request_timeout_secs,
+            clock=clock,
         )
         self.max_event_bytes = max_event_bytes
         self._head = b'{"intake_key":' + orjson.dumps(intake_key) + b',"jsons":['

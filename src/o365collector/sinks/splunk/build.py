@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from o365collector.clock import Clock
 from o365collector.config.sinks import SplunkHecSinkSettings, sink_name
+from o365collector.sinks.encode import Payload
 from o365collector.sinks.options import tls_options
 from o365collector.sinks.splunk.sink import SplunkHecSink
 
 
-def build(settings: SplunkHecSinkSettings, clock: Clock) -> SplunkHecSink:
+def build(
+    settings: SplunkHecSinkSettings, clock: Clock, payload: Payload | None = None
+) -> SplunkHecSink:
     """A HEC sink (its HTTP client, and TLS files, are made in ``start``)."""
     return SplunkHecSink(
         sink_name(settings),
@@ -20,7 +23,7 @@ def build(settings: SplunkHecSinkSettings, clock: Clock) -> SplunkHecSink:
         source=settings.source,
         host=settings.host,
         tls=tls_options(settings),
-        payload=settings.payload,
+        payload=payload or settings.payload,
         batch_max_bytes=settings.batch_max_bytes,
         gzip=settings.gzip,
         request_timeout_secs=settings.request_timeout_secs,

@@ -10,17 +10,11 @@ import httpx
 import orjson
 
 from o365collector.clock import Clock
+from o365collector.config.sinks import NORMALIZED, PayloadKind
 from o365collector.event import Event
 from o365collector.sinks.base import Outcome
 from o365collector.sinks.batching import split_by_bytes
-from o365collector.sinks.encode import (
-    UNENCODABLE,
-    Payload,
-    dumps,
-    payload_object,
-    record_time,
-    stream_slug,
-)
+from o365collector.sinks.encode import Payload, dumps, record_time, refusal, stream_slug
 from o365collector.sinks.httpbase import DeliveryVerdict, Fate, HttpSinkBase, Request, post
 from o365collector.sinks.tls import TlsOptions
 
@@ -28,9 +22,14 @@ AUTH_REASON = "HEC token refused: check token"
 NOT_ACKED = "not acknowledged by the indexers within ack_timeout_secs"
 
 
-def default_sourcetype(stream: str) -> str:
-    """``message_trace`` → ``o365:reporting:messagetrace``."""
-    return f"o365:reporting:{stream_slug(stream)}"
+def default_sourcetype(stream: str, payload: PayloadKind = "raw") -> str:
+    """``message_trace`` → ``o365:reporting:messagetrace``; ``:ecs`` / ``:ocsf`` appended for
+    normalized payloads (``o365:reporting:messagetrace:ecs``), whose fields differ.
+
+    ``raw`` and ``envelope`` share the record's sourcetype (the envelope holds the record).
+    """
+    base = f"o365:reporting:{stream_slug(stream)}"
+    return f"{base}:{payload}" if payload in NORMALIZED else base
 
 
 class SplunkHecSink(HttpSinkBase):
@@ -59,7 +58,7 @@ class SplunkHecSink(HttpSinkBase):
         source: str = "o365collector",
         host: str | None = None,
         tls: TlsOptions | None = None,
-        payload: Payload = "raw",
+        payload: Payload | PayloadKind = "raw",
         batch_max_bytes: int = 1_000_000,
         gzip: bool = False,
         request_timeout_secs: float = 30.0,
@@ -83,8 +82,8 @@ class SplunkHecSink(HttpSinkBase):
             batch_max_bytes=batch_max_bytes,
             gzip=gzip,
             request_timeout_secs=request_timeout_secs,
+            clock=clock,
         )
-        self.clock = clock
         self.event_url = self.url
         self.ack_url = base + "/services/collector/ack"
         self.index = index
@@ -100,7 +99,11 @@ class SplunkHecSink(HttpSinkBase):
         return {"ack": self.ack}
 
     def envelope(self, event: Event, stamp: str) -> dict[str, Any]:
-        """The HEC envelope of one event."""
+        """The HEC envelope of one event; ``event`` is the sink's payload (ECS/OCSF too).
+
+        Raises:
+            ValueError: the payload cannot be mapped (see ``encode.refusal``).
+        """
         out: dict[str, Any] = {}
         when = record_time(event.record)
         if when is not None:
@@ -108,10 +111,10 @@ class SplunkHecSink(HttpSinkBase):
         if self.host:
             out["host"] = self.host
         out["source"] = self.source
-        out["sourcetype"] = self.sourcetype or default_sourcetype(event.stream)
+        out["sourcetype"] = self.sourcetype or default_sourcetype(event.stream, self.payload.kind)
         if self.index:
             out["index"] = self.index
-        out["event"] = payload_object(event, self.payload, stamp)
+        out["event"] = self.payload.object(event, stamp)
         return out
 
     def requests(self, events: Sequence[Event], stamp: str, outcome: Outcome) -> list[Request]:
@@ -120,8 +123,8 @@ class SplunkHecSink(HttpSinkBase):
         for index, event in enumerate(events):
             try:
                 items.append((index, dumps(self.envelope(event, stamp))))
-            except ValueError:
-                outcome.reject(index, UNENCODABLE)
+            except ValueError as exc:
+                outcome.reject(index, refusal(exc))
         groups = split_by_bytes([len(b) for _, b in items], self.batch_max_bytes, separator=1)
         return [
             Request([items[i][0] for i in group], b"\n".join(items[i][1] for i in group))

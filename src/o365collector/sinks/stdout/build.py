@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from o365collector.clock import Clock
 from o365collector.config.sinks import StdoutSinkSettings, sink_name
+from o365collector.sinks.encode import Payload
 from o365collector.sinks.stdout.sink import StdoutSink
 
 
-def build(settings: StdoutSinkSettings, clock: Clock) -> StdoutSink:
+def build(settings: StdoutSinkSettings, clock: Clock, payload: Payload | None = None) -> StdoutSink:
     """A sink writing to this process's standard output."""
-    del clock
-    return StdoutSink(sink_name(settings), payload=settings.payload)
+    return StdoutSink(sink_name(settings), payload=payload or settings.payload, clock=clock)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from o365collector.clock import Clock
 from o365collector.config.sinks import SyslogSinkSettings, sink_name
+from o365collector.sinks.encode import Payload
 from o365collector.sinks.options import socket_endpoint
 from o365collector.sinks.syslog.sink import SyslogSink
 
 
-def build(settings: SyslogSinkSettings, clock: Clock) -> SyslogSink:
+def build(settings: SyslogSinkSettings, clock: Clock, payload: Payload | None = None) -> SyslogSink:
     """A syslog sink; with TLS the context is built now.
 
     Raises:
@@ -36,6 +37,6 @@ def build(settings: SyslogSinkSettings, clock: Clock) -> SyslogSink:
         msg_id=settings.msg_id,
         facility=settings.facility,
         severity=settings.severity,
-        payload=settings.payload,
+        payload=payload or settings.payload,
         max_message_bytes=settings.effective_max_bytes(),
     )

@@ -10,6 +10,7 @@ from typing import Literal
 import structlog
 
 from o365collector.clock import Clock
+from o365collector.config.sinks import PayloadKind
 from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.encode import Payload, delivered_at, encode_batch
@@ -55,7 +56,7 @@ class SyslogSink:
         msg_id: str | None = None,
         facility: str = "user",
         severity: str = "info",
-        payload: Payload = "raw",
+        payload: Payload | PayloadKind = "raw",
         max_message_bytes: int | None = None,
     ) -> None:
         """Configure the sink; the socket opens on the first send."""
@@ -68,7 +69,7 @@ class SyslogSink:
         self.hostname = hostname or socket.gethostname()
         self.msg_id = msg_id
         self.pri = pri(facility, severity)
-        self.payload: Payload = payload
+        self.payload = Payload.of(payload)
         self.max_message_bytes = max_message_bytes
         self.stream: StreamConnection | None = None
         self.datagram: DatagramConnection | None = None
@@ -90,7 +91,7 @@ class SyslogSink:
 
     def messages(self, events: Sequence[Event]) -> tuple[dict[int, bytes], dict[int, str]]:
         """Build every event's message (unframed); return them and the events refused."""
-        bodies, rejected = encode_batch(events, self.payload, delivered_at())
+        bodies, rejected = encode_batch(events, self.payload, delivered_at(self.clock))
         now = self.clock.now()
         out: dict[int, bytes] = {}
         headers: dict[str, bytes] = {}
