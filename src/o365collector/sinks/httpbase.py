@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import gzip
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -20,16 +21,19 @@ import structlog
 from o365collector import __version__
 from o365collector.clock import Clock, SystemClock
 from o365collector.config.sinks import PayloadKind
+from o365collector.errors import SinkError
 from o365collector.event import Event
 from o365collector.http.backoff import parse_retry_after
 from o365collector.observability.redact import redact
 from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.encode import Payload, delivered_at
+from o365collector.sinks.probe import CERT_FILES, ProbeError
 from o365collector.sinks.tls import TlsOptions, client_context
 
 log = structlog.get_logger(__name__)
 
 _RETRIED = frozenset({408, 425, 429})
+PROBE_TIMEOUT_SECS = 10.0
 
 
 class Fate(enum.Enum):
@@ -138,6 +142,54 @@ async def post(
     return classify_delivery(response, auth_reason=auth_reason)
 
 
+def probe_network_failure(exc: httpx.HTTPError, url: str) -> ProbeError:
+    """A request of a probe that got no answer: what happened, and the fix."""
+    detail = f"{url}: {type(exc).__name__}: {redact(str(exc)) or 'no detail'}"
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        fix = (
+            "set ca_file to the CA chain that signed the receiver's certificate, and check "
+            "that the host in the URL is a name in that certificate"
+        )
+        return ProbeError(detail, fix, "sink_tls")
+    if isinstance(cause, ssl.SSLError):
+        reason = str(cause.reason or cause)
+        if "ALERT" in reason and ("CERTIFICATE" in reason or "UNKNOWN_CA" in reason):
+            fix = f"the receiver refused the client certificate: check {CERT_FILES}"
+            return ProbeError(detail, fix, "sink_client_cert_refused")
+        fix = "check that the URL's scheme and port are right (https needs a TLS port)"
+        return ProbeError(detail, fix, "sink_tls")
+    if isinstance(exc, httpx.TimeoutException):
+        fix = (
+            "check the URL's host and port, and that firewalls and proxies let this machine through"
+        )
+        return ProbeError(detail, fix)
+    return ProbeError(detail, "check the URL's host and port, and that the receiver listens there")
+
+
+def probe_status_failure(
+    response: httpx.Response, what: str, *, auth_fix: str | None
+) -> ProbeError | None:
+    """A probe's answer that fails any sink: a redirect, 5xx, 401/403 (with ``auth_fix``)."""
+    status = response.status_code
+    if 300 <= status < 400:
+        where = redact(response.headers.get("Location", "?"))
+        detail = f"{what} answered HTTP {status}, a redirect to {where}"
+        fix = "set the final URL: the sink does not follow redirects"
+        return ProbeError(detail, fix, "sink_url")
+    if status in (401, 403) and auth_fix is not None:
+        detail = f"{what} answered HTTP {status}: the credentials were refused"
+        body = excerpt(response)
+        return ProbeError(f"{detail} ({body})" if body else detail, auth_fix, "sink_credentials")
+    if status >= 500:
+        detail = f"{what} answered HTTP {status}: {excerpt(response)}".rstrip(": ")
+        fix = "the receiver is failing or unavailable: check it, then run check again"
+        return ProbeError(detail, fix, "sink_unavailable")
+    return None
+
+
 class HttpSinkBase:
     """An HTTP sink: requests sent in order, each answer settling the events it carried.
 
@@ -195,6 +247,71 @@ class HttpSinkBase:
         self._client = make_client(self.name, self._tls, self._timeout)
         log.info(f"{self.label} sink ready.", sink=self.name, url=self.url, **self.ready_fields())
         await self.prepare(self._client)
+
+    async def probe(self) -> str:
+        """For ``check``: reach the receiver with a request that delivers nothing.
+
+        A client of its own is made (the sink's TLS settings, at most
+        ``PROBE_TIMEOUT_SECS`` per request) and closed again; :meth:`probe_with` says
+        what is asked.
+
+        Raises:
+            ProbeError: the TLS files, the connection, TLS, the credentials or the
+                receiver failed.
+        """
+        try:
+            client = make_client(self.name, self._tls, min(self._timeout, PROBE_TIMEOUT_SECS))
+        except SinkError as exc:
+            fix = "fix the TLS file or password named here"
+            raise ProbeError(str(exc), fix, "sink_config") from exc
+        try:
+            return await self.probe_with(client)
+        finally:
+            await client.aclose()
+
+    async def probe_with(self, client: httpx.AsyncClient) -> str:
+        """The sink's probe requests; the default one sends ``HEAD`` to the delivery URL."""
+        response = await self.probe_request(client, "HEAD", self.url)
+        failure = probe_status_failure(response, f"HEAD {self.url}", auth_fix=self.auth_reason)
+        if failure is not None:
+            raise failure
+        return (
+            f"HEAD {self.url} answered HTTP {response.status_code}{self.tls_note()}: the "
+            "receiver is reachable"
+        )
+
+    async def probe_request(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        credentials: bool = True,
+    ) -> httpx.Response:
+        """Send one probe request with the sink's headers (and credentials, unless told not).
+
+        Raises:
+            ProbeError: no answer (connection, TLS or timeout).
+        """
+        headers = dict(self._headers)
+        if content is None:
+            headers.pop("Content-Type", None)
+        if not credentials:
+            headers.pop("Authorization", None)
+        auth = self._auth if credentials and self._auth is not None else httpx.USE_CLIENT_DEFAULT
+        try:
+            return await client.request(method, url, content=content, headers=headers, auth=auth)
+        except httpx.HTTPError as exc:
+            raise probe_network_failure(exc, url) from exc
+
+    def tls_note(self) -> str:
+        """`` over TLS (…)`` for an https URL: whether the receiver's certificate was verified."""
+        if not self.url.lower().startswith("https://"):
+            return ""
+        if self._tls.verify:
+            return " over TLS (the receiver's certificate was verified)"
+        return " over TLS (the receiver's certificate was NOT verified: tls_verify is false)"
 
     async def prepare(self, client: httpx.AsyncClient) -> None:
         """Once started: set up the receiver (none by default); must not raise for a refusal."""

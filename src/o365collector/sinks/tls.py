@@ -81,7 +81,7 @@ def client_context(sink: str, options: TlsOptions) -> ssl.SSLContext:
         raise SinkError(msg) from None
     except ssl.SSLError as exc:
         msg = (
-            f"sink {sink}: cannot load the TLS certificate, key or CA ({exc.reason}); check "
+            f"sink {sink}: cannot load the TLS certificate, key or CA ({exc.reason or exc}); check "
             "that the key matches the certificate, that files are PEM, and the key password"
         )
         raise SinkError(msg) from None

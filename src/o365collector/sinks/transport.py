@@ -107,6 +107,42 @@ class StreamConnection:
         finally:
             await self._drop()
 
+    async def probe(self) -> str:
+        """Open a fresh connection (TCP, TLS handshake and TLS 1.3 verdict), then close it.
+
+        Nothing is written. Returns what was verified, for ``check``.
+
+        Raises:
+            TransportError: connecting, the handshake, or the client certificate failed.
+        """
+        if self._writer is not None:
+            await self.close()
+        await self._ensure_open()
+        writer = self._writer
+        assert writer is not None
+        ssl_object = writer.get_extra_info("ssl_object")
+        peer = self.endpoint.describe()
+        if ssl_object is None:
+            text = f"TCP connection to {peer} opened and closed (plain TCP: nothing to verify)"
+        else:
+            context = self.endpoint.ssl_context
+            verified = context is not None and context.verify_mode != ssl.CERT_NONE
+            version = ssl_object.version() or "TLS"
+            text = f"{version} handshake with {peer} done; " + (
+                "the receiver's certificate was verified"
+                if verified
+                else "the receiver's certificate was NOT verified (tls_verify: false)"
+            )
+            if version == "TLSv1.3":
+                session = ssl_object.session
+                if session is not None and session.has_ticket:
+                    text += "; the receiver accepted the connection (session ticket received)"
+                else:
+                    settle = self.endpoint.tls13_settle_secs
+                    text += f"; the receiver did not refuse the connection within {settle:g} s"
+        await self.close()
+        return text
+
     def _stale(self) -> str | None:
         now = self.clock.monotonic()
         endpoint = self.endpoint
@@ -258,6 +294,30 @@ class DatagramConnection:
             self.close()
             msg = f"send to {self.endpoint.describe()} (udp) failed: {_describe(exc)}"
             raise TransportError(msg, sent) from exc
+
+    async def probe(self) -> str:
+        """Resolve the receiver and create a connected UDP socket, then close it; send nothing.
+
+        Raises:
+            TransportError: the name does not resolve or no socket can be made for it.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(
+                self.endpoint.host, self.endpoint.port, type=socket.SOCK_DGRAM
+            )
+            family, kind, proto, _, address = infos[0]
+            with socket.socket(family, kind, proto) as sock:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, address)
+        except OSError as exc:
+            msg = f"cannot open a UDP socket to {self.endpoint.describe()}: {_describe(exc)}"
+            raise TransportError(msg) from exc
+        return (
+            f"{self.endpoint.describe()} resolved to {address[0]} and a UDP socket was "
+            "created; nothing was sent: UDP has no handshake, so whether a receiver listens "
+            "is not verified"
+        )
 
     def close(self) -> None:
         """Close the socket."""

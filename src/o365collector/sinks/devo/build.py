@@ -40,4 +40,5 @@ def build(settings: DevoSinkSettings, clock: Clock, payload: Payload | None = No
         gzip_level=settings.gzip_level if settings.gzip else None,
         batch_max_bytes=settings.batch_max_bytes,
         max_message_bytes=settings.max_message_bytes,
+        client_cert=settings.pkcs12_file is not None or settings.cert_file is not None,
     )

@@ -14,6 +14,7 @@ from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.batching import split_by_bytes
 from o365collector.sinks.encode import Payload, delivered_at, encode_batch, stream_slug
 from o365collector.sinks.framing import devo_frame, devo_header, gzip_member
+from o365collector.sinks.probe import ProbeError, socket_failure
 from o365collector.sinks.transport import Endpoint, StreamConnection, TransportError
 from o365collector.streams.catalog import devo_table
 
@@ -59,9 +60,15 @@ class DevoSink:
         gzip_level: int | None = None,
         batch_max_bytes: int | None = None,
         max_message_bytes: int | None = None,
+        client_cert: bool = True,
     ) -> None:
-        """Configure the sink; the connection opens on the first send."""
+        """Configure the sink; the connection opens on the first send.
+
+        ``client_cert`` tells whether the TLS context holds a client certificate (for
+        :meth:`probe`'s report).
+        """
         self.name = name
+        self.client_cert = client_cert
         self.hostname = hostname or socket.gethostname()
         self.tag = tag
         self.tables = dict(tables or {})
@@ -86,6 +93,28 @@ class DevoSink:
             tls=self.connection.endpoint.ssl_context is not None,
             gzip=self.gzip_level is not None,
         )
+
+    async def probe(self) -> str:
+        """For ``check``: connect and complete the TLS handshake with the client certificate.
+
+        With TLS 1.3 it waits up to ``tls13_settle_secs`` for Devo to refuse the
+        certificate (the refusal comes after the handshake), as the first send does.
+        Nothing is written; the connection is closed again.
+
+        Raises:
+            ProbeError: the connection, the handshake or the certificate failed.
+        """
+        tls = self.connection.endpoint.ssl_context is not None
+        try:
+            done = await self.connection.probe()
+        except TransportError as exc:
+            failed = socket_failure(exc, tls=tls, host_key="region, or host and port")
+            raise ProbeError(f"Devo: {failed}", failed.fix, failed.problem) from exc
+        if not tls:
+            return f"{done}; transport tcp is for an in-house relay, which forwards to Devo"
+        if not self.client_cert:
+            return f"{done}; no client certificate is configured; nothing was sent"
+        return f"{done}; the client certificate was offered; nothing was sent"
 
     def frames(self, events: Sequence[Event]) -> tuple[dict[int, bytes], dict[int, str]]:
         """Frame every event; return the frames by batch index and the events refused."""

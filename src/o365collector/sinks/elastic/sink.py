@@ -29,7 +29,9 @@ from o365collector.sinks.httpbase import (
     HttpSinkBase,
     Request,
     excerpt,
+    probe_status_failure,
 )
+from o365collector.sinks.probe import ProbeError
 from o365collector.sinks.tls import TlsOptions
 
 log = structlog.get_logger(__name__)
@@ -37,6 +39,10 @@ log = structlog.get_logger(__name__)
 AUTH_REASON = "credentials refused: check username/password or api_key"
 DEFAULT_INDEX = "o365-{stream}"
 TEMPLATE_PRIVILEGE = "manage_index_templates"
+CREDENTIALS_FIX = (
+    "check username and password, or api_key (the encoded value Elasticsearch shows once "
+    "when the key is created); set them if the cluster requires credentials"
+)
 
 
 class ElasticsearchSink(HttpSinkBase):
@@ -112,6 +118,43 @@ class ElasticsearchSink(HttpSinkBase):
             pattern = f"logs-{DATASET_PREFIX}.<stream>-{self.namespace}"
             return {"index": pattern, "payload": "ecs", "template": self.index_template}
         return {"index": self.index, "payload": self.payload.kind}
+
+    async def probe_with(self, client: httpx.AsyncClient) -> str:
+        """``GET /_security/_authenticate`` with the credentials; ``GET /`` without that API.
+
+        401/403 fail naming the credentials. A cluster without Elastic's security API
+        (security off, OpenSearch) answers something else: then ``GET /`` must answer
+        200 with the credentials. Nothing is written.
+        """
+        url = f"{self.base_url}/_security/_authenticate"
+        response = await self.probe_request(client, "GET", url)
+        status = response.status_code
+        if status in (401, 403) or 300 <= status < 400:
+            failure = probe_status_failure(response, f"GET {url}", auth_fix=CREDENTIALS_FIX)
+            assert failure is not None
+            raise failure
+        if status == 200:
+            user = _field(response, "username")
+            who = f" as {user}" if user else ""
+            return f"authenticated to {self.base_url}{who}{self.tls_note()} ({url} answered 200)"
+        root = f"{self.base_url}/"
+        response = await self.probe_request(client, "GET", root)
+        failure = probe_status_failure(response, f"GET {root}", auth_fix=CREDENTIALS_FIX)
+        if failure is not None:
+            raise failure
+        if response.status_code != 200:
+            detail = f"GET {root} answered HTTP {response.status_code}: {excerpt(response)}"
+            fix = "set url to the cluster's base URL (https://<host>:9200)"
+            raise ProbeError(detail.rstrip(": "), fix, "sink_url")
+        version = _field(response, "version")
+        number = version.get("number") if isinstance(version, dict) else None
+        name = _field(response, "cluster_name")
+        about = f" (cluster {name}, version {number})" if name or number else ""
+        return (
+            f"reached {self.base_url}{about}{self.tls_note()}; GET / accepted the request "
+            f"({url} answered HTTP {status}: no Elastic security API, so the credentials "
+            "are only checked as far as GET / requires them)"
+        )
 
     async def prepare(self, client: httpx.AsyncClient) -> None:
         """For the ECS data streams, install their index template (see :meth:`install_template`)."""
@@ -217,6 +260,15 @@ class ElasticsearchSink(HttpSinkBase):
                 outcome.reject(index, verdict.reason)
             return
         _read_items(outcome, request.indexes, verdict.response)
+
+
+def _field(response: httpx.Response, key: str) -> Any:
+    """``key`` of a JSON object answer, or None."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    return body.get(key) if isinstance(body, dict) else None
 
 
 def _timestamp(event: Event, stamp: str) -> str:

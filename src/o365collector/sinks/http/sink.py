@@ -13,10 +13,14 @@ from o365collector.event import Event
 from o365collector.sinks.base import Outcome
 from o365collector.sinks.batching import split_by_bytes
 from o365collector.sinks.encode import Payload, encode_batch
-from o365collector.sinks.httpbase import HttpSinkBase, Request
+from o365collector.sinks.httpbase import HttpSinkBase, Request, probe_status_failure
 from o365collector.sinks.tls import TlsOptions
 
 AUTH_REASON = "credentials refused: check token or username/password"
+AUTH_FIX = (
+    "check token, or username and password (or the Authorization header in headers); "
+    "set them if the receiver requires credentials"
+)
 Format = Literal["ndjson", "json_array"]
 
 
@@ -72,6 +76,24 @@ class HttpSink(HttpSinkBase):
             auth=auth,
         )
         self.format: Format = format
+
+    async def probe_with(self, client: httpx.AsyncClient) -> str:
+        """``HEAD`` the URL with the sink's headers and credentials; nothing is delivered.
+
+        401/403 fail (credentials), as do redirects and 5xx; any other answer (405 or
+        404 from a POST-only route included) shows the receiver is reachable. Whether it
+        takes the ``method`` and body is only known at the first delivery.
+        """
+        response = await self.probe_request(client, "HEAD", self.url)
+        what = f"HEAD {self.url}"
+        failure = probe_status_failure(response, what, auth_fix=AUTH_FIX)
+        if failure is not None:
+            raise failure
+        return (
+            f"{what} answered HTTP {response.status_code}{self.tls_note()}: the receiver is "
+            f"reachable and did not refuse the credentials; whether it accepts {self.method} "
+            "deliveries shows at the first batch"
+        )
 
     def ready_fields(self) -> dict[str, Any]:
         """The body format."""

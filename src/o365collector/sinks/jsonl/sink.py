@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from pathlib import Path
@@ -15,6 +16,9 @@ from o365collector.errors import SinkError
 from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult
 from o365collector.sinks.encode import Payload, delivered_at, lines
+from o365collector.sinks.probe import ProbeError
+
+_PROBE_PREFIX = ".o365collector-check-"
 
 
 class JsonlSink:
@@ -60,6 +64,61 @@ class JsonlSink:
         except OSError as exc:
             msg = f"sink {self.name}: cannot open {self.path} for writing ({exc.strerror})"
             raise SinkError(msg) from exc
+
+    async def probe(self) -> str:
+        """For ``check``: the folder takes a new file and ``path`` opens for appending.
+
+        A temporary file is created in the folder and removed (a temporary folder in the
+        nearest existing parent when the folder does not exist yet, as :meth:`start`
+        creates it); an existing ``path`` is opened for appending and closed unchanged.
+
+        Raises:
+            ProbeError: the folder or the file cannot be written (``sink_unwritable``).
+        """
+        return await asyncio.to_thread(self._probe)
+
+    def _probe(self) -> str:
+        path, folder = self.path, self.path.parent
+        change = "or change path"
+        if not folder.is_dir():
+            existing = folder
+            while not existing.exists() and existing != existing.parent:
+                existing = existing.parent
+            if not existing.is_dir():
+                detail = f"cannot create folder {folder}: {existing} is not a folder"
+                raise ProbeError(detail, f"fix path: {existing} is a file", "sink_unwritable")
+            try:
+                Path(tempfile.mkdtemp(prefix=_PROBE_PREFIX, dir=existing)).rmdir()
+            except OSError as exc:
+                detail = f"cannot create folder {folder} in {existing} ({exc.strerror})"
+                fix = f"create {folder} and let the collector's user write to it, {change}"
+                raise ProbeError(detail, fix, "sink_unwritable") from exc
+            return (
+                f"{folder} does not exist yet and can be created in {existing} (a temporary "
+                "folder was created there and removed)"
+            )
+        try:
+            handle, temp = tempfile.mkstemp(prefix=_PROBE_PREFIX, dir=folder)
+            os.close(handle)
+            Path(temp).unlink()
+        except OSError as exc:
+            detail = f"cannot create a file in {folder} ({exc.strerror})"
+            fix = f"let the collector's user write to {folder} (rotation creates files), {change}"
+            raise ProbeError(detail, fix, "sink_unwritable") from exc
+        made = f"{folder} takes new files (a temporary file was created and removed)"
+        if not path.exists():
+            return f"{made}; {path.name} will be created there"
+        if not path.is_file():
+            detail = f"{path} exists and is not a file"
+            raise ProbeError(detail, f"give path a file name, {change}", "sink_unwritable")
+        try:
+            with path.open("ab"):
+                pass
+        except OSError as exc:
+            detail = f"cannot open {path} for appending ({exc.strerror})"
+            fix = f"let the collector's user write to {path}, {change}"
+            raise ProbeError(detail, fix, "sink_unwritable") from exc
+        return f"{made}; {path} opens for appending"
 
     async def send(self, events: Sequence[Event]) -> DeliveryResult:
         """Append the batch durably; an OS error means retry (disk full, permissions)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import httpx
 import orjson
 
 from o365collector.clock import Clock
@@ -12,7 +13,7 @@ from o365collector.event import Event
 from o365collector.sinks.base import Outcome
 from o365collector.sinks.batching import split_by_bytes
 from o365collector.sinks.encode import Payload, encode_batch
-from o365collector.sinks.httpbase import HttpSinkBase, Request
+from o365collector.sinks.httpbase import HttpSinkBase, Request, probe_status_failure
 from o365collector.sinks.tls import TlsOptions
 
 DEFAULT_BASE_URL = "https://intake.sekoia.io"
@@ -61,6 +62,23 @@ class SekoiaSink(HttpSinkBase):
         )
         self.max_event_bytes = max_event_bytes
         self._head = b'{"intake_key":' + orjson.dumps(intake_key) + b',"jsons":['
+
+    async def probe_with(self, client: httpx.AsyncClient) -> str:
+        """``HEAD {base_url}/batch`` without the intake key: DNS, TCP, TLS and an HTTP answer.
+
+        Sekoia documents no request that checks an intake key without ingesting an
+        event, so the key is not verified (nor sent). Redirects and 5xx fail.
+        """
+        response = await self.probe_request(client, "HEAD", self.url, credentials=False)
+        what = f"HEAD {self.url}"
+        failure = probe_status_failure(response, what, auth_fix=None)
+        if failure is not None:
+            raise failure
+        return (
+            f"{what} answered HTTP {response.status_code}{self.tls_note()}: the intake is "
+            "reachable; the intake key was NOT verified (Sekoia's intake has no documented "
+            "way to check a key without sending an event)"
+        )
 
     def requests(self, events: Sequence[Event], stamp: str, outcome: Outcome) -> list[Request]:
         """``{"intake_key": …, "jsons": ["<event JSON>", …]}`` bodies within the size limit."""

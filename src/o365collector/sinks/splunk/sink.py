@@ -15,11 +15,25 @@ from o365collector.event import Event
 from o365collector.sinks.base import Outcome
 from o365collector.sinks.batching import split_by_bytes
 from o365collector.sinks.encode import Payload, dumps, record_time, refusal, stream_slug
-from o365collector.sinks.httpbase import DeliveryVerdict, Fate, HttpSinkBase, Request, post
+from o365collector.sinks.httpbase import (
+    DeliveryVerdict,
+    Fate,
+    HttpSinkBase,
+    Request,
+    post,
+    probe_status_failure,
+)
+from o365collector.sinks.probe import ProbeError
 from o365collector.sinks.tls import TlsOptions
 
 AUTH_REASON = "HEC token refused: check token"
 NOT_ACKED = "not acknowledged by the indexers within ack_timeout_secs"
+HEC_CREDENTIALS_ADVICE = (
+    "check token: copy the Token Value of an enabled HTTP Event Collector input "
+    "(Settings → Data inputs → HTTP Event Collector), and that HEC is enabled"
+)
+NO_DATA = 5  # HEC answer code for a request without events: the token was accepted
+CHANNEL_CODES = (10, 11)  # data channel missing / invalid: the token has indexer ack on
 
 
 def default_sourcetype(stream: str, payload: PayloadKind = "raw") -> str:
@@ -93,6 +107,49 @@ class SplunkHecSink(HttpSinkBase):
         self.ack = ack
         self.ack_poll_interval_secs = ack_poll_interval_secs
         self.ack_timeout_secs = ack_timeout_secs
+
+    async def probe_with(self, client: httpx.AsyncClient) -> str:
+        """``GET /services/collector/health``, then an empty ``POST`` to the event endpoint.
+
+        HEC answers an empty request with 400 "No data" (code 5) once the token is
+        accepted, and 401/403 when it is not: nothing is indexed either way.
+        """
+        base = self.ack_url.removesuffix("/services/collector/ack")
+        health_url = base + "/services/collector/health"
+        health = await self.probe_request(client, "GET", health_url, credentials=False)
+        failure = probe_status_failure(health, f"GET {health_url}", auth_fix=None)
+        if failure is not None:
+            raise failure
+        healthy = (
+            "HEC is healthy"
+            if health.status_code == 200
+            else f"the health endpoint answered HTTP {health.status_code}"
+        )
+        response = await self.probe_request(client, "POST", self.event_url, content=b"")
+        what = f"an empty POST to {self.event_url}"
+        status = response.status_code
+        detail = _json(response)
+        text, code = detail.get("text"), detail.get("code")
+        said = f"HTTP {status} {text!r} (code {code})" if text else f"HTTP {status}"
+        if status in (401, 403):
+            fix = "enable the token in Splunk" if code == 1 else HEC_CREDENTIALS_ADVICE
+            raise ProbeError(f"{what} answered {said}: token refused", fix, "sink_credentials")
+        if status == 400 and code in CHANNEL_CODES:
+            fix = "the token has indexer acknowledgement on: set ack: true on this sink"
+            raise ProbeError(f"{what} answered {said}", fix, "sink_config")
+        if status == 404:
+            fix = "set url to the HEC base URL (https://<host>:8088), without /services/collector"
+            raise ProbeError(f"{what} answered HTTP 404", fix, "sink_url")
+        failure = probe_status_failure(response, what, auth_fix=HEC_CREDENTIALS_ADVICE)
+        if failure is not None:
+            raise failure
+        if (status == 400 and code == NO_DATA) or 200 <= status < 300:
+            return (
+                f"{healthy}{self.tls_note()}; the token was accepted ({what} answered "
+                f"{said}; nothing was indexed)"
+            )
+        fix = "check that url points to a Splunk HTTP Event Collector"
+        raise ProbeError(f"{what} answered {said}", fix, "sink_url")
 
     def ready_fields(self) -> dict[str, Any]:
         """Whether indexer acknowledgement is on."""

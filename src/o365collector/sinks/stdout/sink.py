@@ -10,6 +10,7 @@ from o365collector.config.sinks import PayloadKind
 from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult
 from o365collector.sinks.encode import Payload, delivered_at, lines
+from o365collector.sinks.probe import ProbeError
 
 
 class StdoutSink:
@@ -25,6 +26,17 @@ class StdoutSink:
 
     async def start(self) -> None:
         """Nothing to open."""
+
+    async def probe(self) -> str:
+        """For ``check``: standard output is open (nothing else can be checked).
+
+        Raises:
+            ProbeError: standard output is closed.
+        """
+        if sys.stdout is None or sys.stdout.closed:
+            fix = "run the collector with a standard output (or use a jsonl sink)"
+            raise ProbeError("standard output is closed", fix, "sink_unwritable")
+        return "writes to standard output: nothing to reach or authenticate"
 
     async def send(self, events: Sequence[Event]) -> DeliveryResult:
         """Write and flush; a closed pipe means retry (the reader may come back)."""

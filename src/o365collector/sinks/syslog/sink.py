@@ -15,6 +15,7 @@ from o365collector.event import Event
 from o365collector.sinks.base import DeliveryResult, Outcome
 from o365collector.sinks.encode import Payload, delivered_at, encode_batch
 from o365collector.sinks.framing import pri, rfc3164_header, rfc5424_header, stream_frame
+from o365collector.sinks.probe import socket_failure
 from o365collector.sinks.transport import (
     DatagramConnection,
     Endpoint,
@@ -88,6 +89,26 @@ class SyslogSink:
             transport=self.transport,
             format=self.format,
         )
+
+    async def probe(self) -> str:
+        """For ``check``: TCP connect, plus the TLS handshake for ``tls``; UDP: resolve only.
+
+        Nothing is sent; a TCP/TLS connection is closed again at once. Over UDP the name
+        is resolved and a socket created: UDP has no handshake to verify a receiver with.
+
+        Raises:
+            ProbeError: resolving, connecting or the TLS handshake failed.
+        """
+        try:
+            if self.datagram is not None:
+                return await self.datagram.probe()
+            assert self.stream is not None
+            done = await self.stream.probe()
+        except TransportError as exc:
+            raise socket_failure(
+                exc, tls=self.transport == "tls", host_key="host and port"
+            ) from exc
+        return f"{done}; nothing was sent"
 
     def messages(self, events: Sequence[Event]) -> tuple[dict[int, bytes], dict[int, str]]:
         """Build every event's message (unframed); return them and the events refused."""
