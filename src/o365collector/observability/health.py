@@ -1,4 +1,4 @@
-"""``/metrics``, ``/healthz`` and ``/readyz`` on a small asyncio HTTP server."""
+"""``/metrics``, ``/healthz``, ``/readyz`` and the ``/`` status page on a small asyncio server."""
 
 from __future__ import annotations
 
@@ -15,10 +15,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from o365collector.clock import Clock
 from o365collector.observability import metrics
 from o365collector.observability.progress import Progress
+from o365collector.observability.status_page import DeliveryTracker, gather, render
 
 log = structlog.get_logger(__name__)
 
 _MAX_REQUEST_BYTES = 8192  # the stream limit: a longer request head is refused
+# The status page runs no script and loads nothing: the browser is told so.
+_SAFE_HEADERS = (
+    "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
+    "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\n"
+)
 
 
 @dataclass
@@ -59,14 +65,16 @@ class Readiness:
 
 
 class HealthServer:
-    """Serves the three endpoints until closed. Bind to loopback unless exposed on purpose."""
+    """Serves the endpoints until closed. Bind to loopback unless exposed on purpose."""
 
     def __init__(self, host: str, port: int, readiness: Readiness) -> None:
         """Configure; :meth:`start` listens."""
         self.host = host
         self.port = port
         self.readiness = readiness
+        self.tracker = DeliveryTracker(readiness.progress, readiness.clock)
         self._server: asyncio.Server | None = None
+        self._sampler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Listen (``port`` 0 picks a free port, readable from :attr:`port` afterwards)."""
@@ -74,10 +82,15 @@ class HealthServer:
             self._serve, self.host, self.port, limit=_MAX_REQUEST_BYTES
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self._sampler = asyncio.create_task(self.tracker.run())
         log.info("Health and metrics endpoints listening.", address=f"{self.host}:{self.port}")
 
     async def close(self) -> None:
         """Stop listening."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -99,14 +112,30 @@ class HealthServer:
         reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}
         writer.write(
             f"HTTP/1.1 {status} {reason[status]}\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n{_SAFE_HEADERS}\r\n".encode()
             + body
         )
         with contextlib.suppress(ConnectionError):
             await writer.drain()
         writer.close()
 
+    def status_page(self) -> str:
+        """The ``/`` page as of now."""
+        self.tracker.sample()
+        readiness = self.readiness
+        return render(
+            gather(
+                readiness.progress,
+                readiness.clock,
+                self.tracker,
+                problems=readiness.problems(),
+                sinks=readiness.sink_failing_since(),
+            )
+        )
+
     def _route(self, path: str) -> tuple[int, str, bytes]:
+        if path == "/":
+            return 200, "text/html; charset=utf-8", self.status_page().encode()
         if path == "/metrics":
             return 200, CONTENT_TYPE_LATEST, generate_latest(metrics.REGISTRY)
         if path == "/healthz":
