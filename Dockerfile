@@ -1,5 +1,7 @@
 # o365collector: slim, non-root image. Folder layout of the Devo seed:
 #   /devo-collector/{certs,config,state}; CONFIG_FILE names the file in config/.
+# A native config without state_dir keeps its state on the same volume
+# (O365COLLECTOR_STATE_DIR), like a Devo file does.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -12,7 +14,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     O365C_HOME=/devo-collector \
     CONFIG_FILE=config.yaml \
-    O365C_HEALTH_PORT=9464
+    O365C_HEALTH_PORT=9464 \
+    O365COLLECTOR_STATE_DIR=/devo-collector/state
 COPY --from=build /wheels /wheels
 RUN python -m pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
     && groupadd --system --gid 10001 collector \
