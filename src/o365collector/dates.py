@@ -7,6 +7,7 @@ without an offset is UTC (api-facts §1.4: JSON light writes ``Received`` withou
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -54,36 +55,105 @@ def _parse(text: str) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-_ISO_HEAD = len("2026-12-01T00:00:00")
-PlainIso = tuple[datetime | None, str, str]
-"""(the whole seconds as a naive UTC datetime, or ``None`` when the calendar refuses them;
-those seconds as text; the first three fractional digits, zero-padded)."""
+_EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 - for zone-less UTC text
+_MS = timedelta(milliseconds=1)
 
 
-def plain_iso(value: object) -> PlainIso | None:
-    """The fast path for the two shapes Graph and RWS JSON light send: ISO-8601 in UTC with
-    ``Z`` or without a zone, any number of fractional digits. ``None`` for every other
-    shape (offsets, ``/Date(ms)/``, junk): read those with :func:`parse_date`.
+# WCF's JSON date as RWS verbose JSON sends it (slashes unescaped, no spaces): the
+# milliseconds, then the sender's offset, which does not move them (api-facts §1.4).
+_WCF_PLAIN = re.compile(r"/Date\((-?\d+)(?:[+-]\d{4})?\)/")
+# Plain ISO-8601 in UTC, as Graph (``Z``) and RWS JSON light (no zone, 7 digits) send it:
+# the whole seconds, then the first three fractional digits. One C call checks the shape.
+_PLAIN_ISO = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,3})\d*)?Z?", re.ASCII)
 
-    Mappers use it to cut a time to the millisecond as text, without building an aware
-    datetime per event; it agrees with :func:`parse_date` (a property test holds it).
+
+def iso_ms(value: object) -> str | None:
+    """:func:`parse_date` as ``YYYY-MM-DDThh:mm:ss.fffZ`` (UTC, cut to the millisecond).
+
+    The mappers' date reader (``@timestamp``, ``email.delivery_timestamp``…), with fast
+    paths for the shapes Microsoft sends: plain ISO-8601 in UTC is cut as text once the
+    calendar accepts its seconds, ``/Date(ms)/`` (RWS verbose JSON) is formatted from the
+    integer. Every other shape (offsets, junk) goes through :func:`parse_date`; a property
+    test holds the fast paths to its answers.
     """
-    if value.__class__ is not str:
+    if value.__class__ is str:
+        text: str = value
+        if text[:1] == "/":
+            wcf = _WCF_PLAIN.fullmatch(text)
+            if wcf is not None:
+                return _ms_text(int(wcf[1]))
+        else:
+            plain = _PLAIN_ISO.fullmatch(text)
+            if plain is not None:
+                head, fraction = plain.groups()
+                try:
+                    datetime.fromisoformat(head)  # the calendar's check: no 30 February
+                except ValueError:
+                    pass  # refused: parse_date has the last word below
+                else:
+                    if fraction is not None and len(fraction) == 3:
+                        return f"{head}.{fraction}Z"
+                    return f"{head}.{_millis(fraction)}Z"
+    moment = parse_date(value)
+    if moment is None:
         return None
-    text: str = value
-    if len(text) < _ISO_HEAD or text[10] != "T":
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def epoch_ms(value: object) -> int | None:
+    """:func:`parse_date` as milliseconds since the epoch (cut, not rounded), or ``None``.
+
+    Same fast paths as :func:`iso_ms`.
+    """
+    if value.__class__ is str:
+        text: str = value
+        if text[:1] == "/":
+            wcf = _WCF_PLAIN.fullmatch(text)
+            if wcf is not None:
+                millis = int(wcf[1])
+                return None if _minute_text(millis // 60_000) is None else millis
+        elif _PLAIN_ISO.fullmatch(text) is not None:
+            try:  # what parse_date does with this shape, without its other checks
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                moment = None  # the calendar refuses it: parse_date decides below
+            if moment is not None:  # UTC, with Z or without a zone
+                return (moment - (_EPOCH_NAIVE if moment.tzinfo is None else _EPOCH)) // _MS
+    moment = parse_date(value)
+    return None if moment is None else (moment - _EPOCH) // _MS
+
+
+def _millis(fraction: str | None) -> str:
+    """Up to three fractional digits as exactly three (``5`` → ``500``)."""
+    if fraction is None:
+        return "000"
+    return fraction if len(fraction) == 3 else f"{fraction:0<3}"
+
+
+_SECOND_TEXT = tuple(f"{second:02d}" for second in range(60))
+_MILLI_TEXT = tuple(f".{milli:03d}Z" for milli in range(1000))
+
+
+def _ms_text(millis: int) -> str | None:
+    """Epoch milliseconds as ISO-8601 UTC with milliseconds and ``Z``: a cached minute and
+    two table look-ups, cheaper than formatting each field; ``None`` outside years 1–9999
+    (as :func:`parse_date`)."""
+    minute, rest = divmod(millis, 60_000)
+    prefix = _minute_text(minute)
+    if prefix is None:
         return None
-    tail = text[_ISO_HEAD:]
-    if tail[-1:] == "Z":
-        tail = tail[:-1]
-    if tail and (tail[0] != "." or not tail[1:].isdigit()):
-        return None
-    head = text[:_ISO_HEAD]
+    second, milli = divmod(rest, 1000)
+    return prefix + _SECOND_TEXT[second] + _MILLI_TEXT[milli]
+
+
+@functools.lru_cache(maxsize=4096)
+def _minute_text(minute: int) -> str | None:
+    """Minute ``minute`` since the epoch as ``YYYY-MM-DDThh:mm:`` (a page's rows share
+    minutes: cached); ``None`` outside ``datetime``'s years 1–9999."""
     try:
-        moment: datetime | None = datetime.fromisoformat(head)
-    except ValueError:
-        moment = None
-    return moment, head, f"{tail[1:4]:0<3}"
+        return (_EPOCH_NAIVE + timedelta(minutes=minute)).isoformat(timespec="minutes") + ":"
+    except OverflowError:
+        return None
 
 
 def epoch_secs(value: object) -> float | None:

@@ -44,15 +44,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 
-from o365collector.dates import parse_date, plain_iso
+from o365collector.dates import iso_ms
 from o365collector.event import Event
-from o365collector.normalize.status import StatusMapping, status_of
+from o365collector.normalize.status import status_of
 
 ECS_VERSION = "9.4.0"
 PRODUCT_NAMESPACE = "o365"
@@ -106,8 +106,6 @@ RWS_NAMES = _Names(
     "Status",
 )
 _MAPPED = {GRAPH_NAMES: GRAPH_NAMES.mapped(), RWS_NAMES: RWS_NAMES.mapped()}
-_GRAPH_KEYS = (GRAPH_NAMES, _MAPPED[GRAPH_NAMES])
-_RWS_KEYS = (RWS_NAMES, _MAPPED[RWS_NAMES])
 # RWS-only keys, kept under o365.message_trace by these names; dates as ISO-8601 UTC.
 _RWS_LEFTOVERS = {
     "Organization": "organization",
@@ -119,7 +117,27 @@ _DATE_LEFTOVERS = frozenset({"start_date", "end_date"})
 _ENVELOPE_KEYS = frozenset({"__metadata"})  # RWS verbose JSON's per-row OData envelope
 
 
-def message_trace_to_ecs(  # noqa: PLR0912, PLR0915 - one flat pass is the cost budget
+# Each source's keys in _Names order (unpacked once per row), and the keys ECS fields take.
+_GRAPH_KEYS = (astuple(GRAPH_NAMES), _MAPPED[GRAPH_NAMES])
+_RWS_KEYS = (astuple(RWS_NAMES), _MAPPED[RWS_NAMES])
+
+
+@functools.lru_cache(maxsize=256)
+def _trace_layout(keys: tuple[str, ...], rws: bool) -> tuple[tuple[str, str, bool], ...]:
+    """The leftover keys of a row with these ``keys`` (in order), each with its name under
+    ``o365.message_trace`` and whether it is a query-window date. A page's rows share
+    their keys, so the per-key work is done once per layout, not per row."""
+    mapped = _RWS_KEYS[1] if rws else _GRAPH_KEYS[1]
+    layout = []
+    for key in keys:
+        if key in mapped or key in _ENVELOPE_KEYS:
+            continue
+        name = _RWS_LEFTOVERS.get(key, key)  # renamed in either source
+        layout.append((key, name, name in _DATE_LEFTOVERS))
+    return tuple(layout)
+
+
+def message_trace_to_ecs(
     event: Event, *, local_domains: Sequence[str] = (), include_original: bool = False
 ) -> dict[str, Any]:
     """The ECS document of one message trace row (Graph or RWS), as nested dicts.
@@ -133,25 +151,47 @@ def message_trace_to_ecs(  # noqa: PLR0912, PLR0915 - one flat pass is the cost 
         The document: ``@timestamp``, ``ecs``, ``event``, ``email``, ``source``,
         ``destination``, ``user``, ``related``, ``o365collector`` (tenant, stream, event id)
         and ``o365.message_trace`` (what no ECS field holds). Absent values are omitted.
+    """
+    return map_message_trace(event, local_domains, include_original)
+
+
+def map_message_trace(  # noqa: PLR0912, PLR0915 - one flat pass is the cost budget
+    event: Event, local_domains: Sequence[str], include_original: bool
+) -> dict[str, Any]:
+    """:func:`message_trace_to_ecs` as a :data:`~.mapper.Mapper` (what the sinks'
+    :class:`~.normalizer.Normalizer` calls: positional, no wrapper per event).
 
     One pass with few calls: normalization's budget is a few microseconds per event
-    (``bench/normalize.py``), so each value is read and checked once, inline.
+    (``bench/normalize.py``), so each value is read and checked once, inline, and what
+    repeats across rows (an address's parts, a status, the tenant's domains) is cached.
     """
     record = event.record
-    names, mapped = _RWS_KEYS if "MessageTraceId" in record or "Received" in record else _GRAPH_KEYS
+    keys, mapped = _RWS_KEYS if "MessageTraceId" in record or "Received" in record else _GRAPH_KEYS
+    (
+        k_trace,
+        k_message,
+        k_sender,
+        k_recipient,
+        k_received,
+        k_subject,
+        k_size,
+        k_from,
+        k_to,
+        k_status,
+    ) = keys
     get = record.get
-    raw_status = get(names.status)
+    raw_status = get(k_status)
     status = status_of(raw_status if raw_status.__class__ is str and raw_status else None)
-    sender = get(names.sender)
+    sender = get(k_sender)
     if sender.__class__ is not str or not sender:
         sender = None
-    recipient = get(names.recipient)
+    recipient = get(k_recipient)
     if recipient.__class__ is not str or not recipient:
         recipient = None
-    from_ip = get(names.from_ip)
+    from_ip = get(k_from)
     if from_ip.__class__ is not str or not from_ip:
         from_ip = None
-    to_ip = get(names.to_ip)
+    to_ip = get(k_to)
     if to_ip.__class__ is not str or not to_ip:
         to_ip = None
     s_name, s_domain, s_lower = _parts(sender)
@@ -159,21 +199,16 @@ def message_trace_to_ecs(  # noqa: PLR0912, PLR0915 - one flat pass is the cost 
     direction: Direction | None = None
     if local_domains:
         local = _local_set(tuple(local_domains))
-        from_local = s_lower in local
-        to_local = r_lower in local
-        if from_local:
-            direction = "internal" if to_local else "outbound"
+        if s_lower in local:
+            direction = "internal" if r_lower in local else "outbound"
         else:
-            direction = "inbound" if to_local else "external"
-    raw_received = get(names.received)
-    received = _iso_ms(raw_received)
+            direction = "inbound" if r_lower in local else "external"
+    raw_received = get(k_received)
+    received = iso_ms(raw_received)
 
-    doc: dict[str, Any] = {}
-    if received is not None:
-        doc["@timestamp"] = received
-    doc["ecs"] = {"version": ECS_VERSION}
+    event_id = event.event_id
     event_part: dict[str, Any] = {
-        "id": event.event_id,
+        "id": event_id,
         "kind": "event",
         "category": ["email"],
         "type": ["info"],
@@ -183,6 +218,10 @@ def message_trace_to_ecs(  # noqa: PLR0912, PLR0915 - one flat pass is the cost 
         event_part["action"] = status.ecs_action
     if include_original:
         event_part["original"] = orjson.dumps(record).decode()
+    if received is not None:
+        doc: dict[str, Any] = {"@timestamp": received, "ecs": {"version": ECS_VERSION}}
+    else:
+        doc = {"ecs": {"version": ECS_VERSION}}
     doc["event"] = event_part
 
     email: dict[str, Any] = {}
@@ -192,27 +231,31 @@ def message_trace_to_ecs(  # noqa: PLR0912, PLR0915 - one flat pass is the cost 
         email["from"] = {"address": [sender]}
     if recipient is not None:
         email["to"] = {"address": [recipient]}
-    value = get(names.trace_id)
+    value = get(k_trace)
     if value.__class__ is str and value:
         email["local_id"] = value
-    value = get(names.message_id)
+    value = get(k_message)
     if value.__class__ is str and value:
         email["message_id"] = value
-    value = get(names.subject)
+    value = get(k_subject)
     if value.__class__ is str and value:
         email["subject"] = value
     if received is not None:
         email["delivery_timestamp"] = received
-    raw_size = get(names.size)
-    size = _long(raw_size)
+    raw_size = get(k_size)
+    size = raw_size if raw_size.__class__ is int else _long(raw_size)
     if size is not None:
         email["attachments"] = {"file": {"size": size}}
     doc["email"] = email
 
-    if from_ip is not None or sender is not None:
+    if sender is not None:
         doc["source"] = _side(from_ip, sender, s_name, s_domain)
-    if to_ip is not None or recipient is not None:
+    elif from_ip is not None:
+        doc["source"] = {"ip": from_ip}
+    if recipient is not None:
         doc["destination"] = _side(to_ip, recipient, r_name, r_domain)
+    elif to_ip is not None:
+        doc["destination"] = {"ip": to_ip}
     if direction == "inbound":
         if recipient is not None:
             doc["user"] = _own_user(recipient, r_name)
@@ -220,22 +263,25 @@ def message_trace_to_ecs(  # noqa: PLR0912, PLR0915 - one flat pass is the cost 
         if sender is not None:
             doc["user"] = _own_user(sender, s_name)
     elif direction == "internal" and (sender is not None or recipient is not None):
-        doc["user"] = _own_side(direction, sender, recipient)
-    related: dict[str, Any] = {}
-    users = [v for v in (recipient, sender, r_name, s_name) if v is not None]
-    if users:
-        related["user"] = list(dict.fromkeys(users)) if len(users) > 1 else users
+        doc["user"] = _both_users(recipient, r_name, sender, s_name)
+    # Distinct as a rule (two addresses and their local parts): dedupe only when not. An
+    # address is never its own local part, so four pairs decide.
+    if r_name is not None and s_name is not None:  # a local part implies its address
+        users = [recipient, sender, r_name, s_name]
+        if recipient in (sender, s_name) or r_name in (s_name, sender):
+            users = list(dict.fromkeys(users))
+    else:
+        users = [v for v in (recipient, sender, r_name, s_name) if v is not None]
+        if len(users) > 1 and len(set(users)) < len(users):
+            users = list(dict.fromkeys(users))
+    related: dict[str, Any] = {"user": users} if users else {}
     if from_ip is not None:
         related["ip"] = [from_ip] if to_ip is None or to_ip == from_ip else [from_ip, to_ip]
     elif to_ip is not None:
         related["ip"] = [to_ip]
     if related:
         doc["related"] = related
-    doc[ENVELOPE_NAMESPACE] = {
-        "tenant": event.tenant,
-        "stream": event.stream,
-        "event_id": event.event_id,
-    }
+    doc[ENVELOPE_NAMESPACE] = {"tenant": event.tenant, "stream": event.stream, "event_id": event_id}
 
     leftovers: dict[str, Any] = {}
     if raw_status is not None and raw_status != "":
@@ -244,15 +290,17 @@ def message_trace_to_ecs(  # noqa: PLR0912, PLR0915 - one flat pass is the cost 
         leftovers["received"] = raw_received
     if size is None and raw_size is not None and raw_size != "":
         leftovers["size"] = raw_size
-    for key, value in record.items():
-        if key in mapped or key in _ENVELOPE_KEYS:
-            continue
-        if value is None or value == "" or (value.__class__ in (dict, list) and not value):
-            continue
-        name = _RWS_LEFTOVERS.get(key, key)
-        if name in _DATE_LEFTOVERS:
-            value = _iso_ms_cached(value) if value.__class__ is str else value
-        leftovers[name] = value
+    if not mapped.issuperset(record):  # Graph rows hold mapped keys only: no walk
+        for key, name, is_date in _trace_layout(tuple(record), keys is _RWS_KEYS[0]):
+            value = record[key]
+            if value.__class__ is str:
+                if not value:
+                    continue
+                if is_date:
+                    value = _iso_ms_cached(value)
+            elif value is None or (value.__class__ in (dict, list) and not value):
+                continue
+            leftovers[name] = value
     if leftovers:
         doc[PRODUCT_NAMESPACE] = {"message_trace": leftovers}
     return doc
@@ -284,23 +332,34 @@ def _own_user(address: str, name: str | None) -> dict[str, Any]:
     return {"email": address, "id": address, "name": name}
 
 
+def _both_users(
+    recipient: str | None, r_name: str | None, sender: str | None, s_name: str | None
+) -> dict[str, Any]:
+    """``user.*`` of an internal message: both sides, recipient first, as lists (one
+    value as itself when both are the same); as :func:`_own_side` does, without splits."""
+    if recipient is None or sender is None or recipient == sender:
+        one = recipient or sender
+        name = r_name if recipient is not None else s_name
+        return _own_user(one, name) if one is not None else {}
+    both = [recipient, sender]
+    part: dict[str, Any] = {"email": both, "id": both}
+    if r_name is not None and s_name is not None:
+        part["name"] = [r_name, s_name] if r_name != s_name else r_name
+    elif r_name is not None or s_name is not None:
+        part["name"] = r_name or s_name
+    return part
+
+
 def _own_side(direction: Direction, sender: str | None, recipient: str | None) -> dict[str, Any]:
     """``user.*``: the tenant's own side (recipient inbound, sender outbound, both
     internal, recipient first as lists)."""
     if direction == "inbound":
-        addresses = [recipient] if recipient else []
-    elif direction == "outbound":
-        addresses = [sender] if sender else []
-    else:
-        addresses = _unique([recipient, sender])
-    if not addresses:
-        return {}
-    one = _one_or_list(addresses)
-    part: dict[str, Any] = {"email": one, "id": one}
-    local_names = _unique([_split(address)[0] for address in addresses])
-    if local_names:
-        part["name"] = _one_or_list(local_names)
-    return part
+        return _own_user(recipient, _parts(recipient)[0]) if recipient else {}
+    if direction == "outbound":
+        return _own_user(sender, _parts(sender)[0]) if sender else {}
+    recipient = recipient or None
+    sender = sender or None
+    return _both_users(recipient, _parts(recipient)[0], sender, _parts(sender)[0])
 
 
 @functools.lru_cache(maxsize=8192)
@@ -332,8 +391,8 @@ def email_direction(
     if not local_domains:
         return None
     local = _local_set(tuple(local_domains))
-    from_local = _domain(sender) in local
-    to_local = _domain(recipient) in local
+    from_local = _parts(sender)[2] in local
+    to_local = _parts(recipient)[2] in local
     if from_local and to_local:
         return "internal"
     if to_local:
@@ -343,125 +402,19 @@ def email_direction(
     return "external"
 
 
-def _is_rws(record: dict[str, Any]) -> bool:
-    """Whether the row is RWS's (PascalCase) rather than Graph's (camelCase)."""
-    return "MessageTraceId" in record or "Received" in record
-
-
-def _event_part(event: Event, status: StatusMapping, *, include_original: bool) -> dict[str, Any]:
-    """``event.*``: the id, the classification and the status's outcome and action."""
-    part: dict[str, Any] = {
-        "id": event.event_id,
-        "kind": "event",
-        "category": ["email"],
-        "type": ["info"],
-        "outcome": status.ecs_outcome,
-    }
-    _put(part, "action", status.ecs_action)
-    if include_original:
-        part["original"] = orjson.dumps(event.record).decode()
-    return part
-
-
-def _email_part(
-    record: dict[str, Any], names: _Names, direction: Direction | None, received: str | None
-) -> dict[str, Any]:
-    """``email.*``: addresses, ids, subject, size, direction and delivery time."""
-    part: dict[str, Any] = {}
-    _put(part, "direction", direction)
-    sender = _text(record.get(names.sender))
-    recipient = _text(record.get(names.recipient))
-    if sender is not None:
-        part["from"] = {"address": [sender]}
-    if recipient is not None:
-        part["to"] = {"address": [recipient]}
-    _put(part, "local_id", _text(record.get(names.trace_id)))
-    _put(part, "message_id", _text(record.get(names.message_id)))
-    _put(part, "subject", _text(record.get(names.subject)))
-    _put(part, "delivery_timestamp", received)
-    size = _long(record.get(names.size))
-    if size is not None:
-        part["attachments"] = {"file": {"size": size}}
-    return part
-
-
-def _endpoint(ip: str | None, address: str | None) -> dict[str, Any]:
-    """``source.*`` or ``destination.*``: the IP, the domain and the user of an address."""
-    part: dict[str, Any] = {}
-    _put(part, "ip", ip)
-    if address is None:
-        return part
-    name, domain = _split(address)
-    _put(part, "domain", domain)
-    user: dict[str, Any] = {"email": address, "id": address}
-    _put(user, "name", name)
-    _put(user, "domain", domain)
-    part["user"] = user
-    return part
-
-
-def _user_part(
-    direction: Direction | None, sender: str | None, recipient: str | None
-) -> dict[str, Any]:
-    """``user.*``: the tenant's own side: the recipient inbound, the sender outbound, both
-    (recipient first, as lists) internal, nobody when external or unknown."""
-    if direction == "inbound":
-        users = [recipient]
-    elif direction == "outbound":
-        users = [sender]
-    elif direction == "internal":
-        users = [recipient, sender]
-    else:
-        return {}
-    addresses = _unique(users)
-    if not addresses:
-        return {}
-    part: dict[str, Any] = {"email": _one_or_list(addresses), "id": _one_or_list(addresses)}
-    names = _unique([_split(address)[0] for address in addresses])
-    _put(part, "name", _one_or_list(names) if names else None)
-    return part
-
-
-def _related_part(
-    record: dict[str, Any], names: _Names, sender: str | None, recipient: str | None
-) -> dict[str, Any]:
-    """``related.user`` (recipient, sender, their local parts) and ``related.ip``."""
-    part: dict[str, Any] = {}
-    users = _unique([recipient, sender, _split(recipient)[0], _split(sender)[0]])
-    ips = _unique([_text(record.get(names.from_ip)), _text(record.get(names.to_ip))])
-    _put(part, "user", users or None)
-    _put(part, "ip", ips or None)
-    return part
-
-
-def _leftovers(record: dict[str, Any], names: _Names, received: str | None) -> dict[str, Any]:
-    """``o365.message_trace.*``: the raw status, and every field no ECS field holds."""
-    part: dict[str, Any] = {}
-    _put(part, "status", record.get(names.status))
-    if received is None:
-        _put(part, "received", record.get(names.received))
-    if _long(record.get(names.size)) is None:
-        _put(part, "size", record.get(names.size))
-    mapped = _MAPPED[names]
-    for key, value in record.items():
-        if key in mapped or key in _ENVELOPE_KEYS:
-            continue
-        name = _RWS_LEFTOVERS.get(key, key)
-        if name in _DATE_LEFTOVERS:
-            value = _iso_ms(value) or value
-        _put(part, name, value)
-    return {"message_trace": part} if part else {}
-
-
 def _put(part: dict[str, Any], key: str, value: Any) -> None:
     """Set ``key`` unless ``value`` is ``None``, ``""`` or an empty dict or list."""
-    if value is None or value == "" or (isinstance(value, (dict, list)) and not value):
-        return
-    part[key] = value
+    if value.__class__ is str:  # the usual value: one check
+        if value:
+            part[key] = value
+    elif value is not None and value != "" and not (isinstance(value, (dict, list)) and not value):
+        part[key] = value
 
 
 def _text(value: object) -> str | None:
     """A non-empty string, else ``None`` (Graph sends ``""`` where RWS sends ``null``)."""
+    if value.__class__ is str:  # the usual value: one check
+        return value or None
     if isinstance(value, str) and value:
         return value
     return None
@@ -478,19 +431,9 @@ def _long(value: object) -> int | None:
     return None
 
 
-def _iso_ms(value: object) -> str | None:
-    """A vendor date as ``YYYY-MM-DDThh:mm:ss.fffZ`` (UTC, cut to the millisecond).
-
-    Zone-less and ``Z`` ISO values (what Graph and RWS JSON light send) are cut as text,
-    after the calendar is checked; other shapes (``/Date(ms)/``, offsets) go through
-    :func:`parse_date`.
-    """
-    plain = plain_iso(value)
-    if plain is not None:
-        second, head, millis = plain
-        return None if second is None else f"{head}.{millis}Z"
-    moment = parse_date(value)
-    return None if moment is None else _format_ms(moment)
+# A vendor date as ``YYYY-MM-DDThh:mm:ss.fffZ`` (UTC, cut to the millisecond), with the
+# fast paths for what Graph and RWS send (plain ISO text, ``/Date(ms)/``).
+_iso_ms = iso_ms
 
 
 @functools.lru_cache(maxsize=256)
@@ -512,19 +455,3 @@ def _split(address: str | None) -> tuple[str | None, str | None]:
     if not at:
         return None, None
     return local or None, domain or None
-
-
-def _domain(address: str | None) -> str | None:
-    """An address's domain in lower case, or ``None``."""
-    domain = _split(address)[1]
-    return None if domain is None else domain.lower()
-
-
-def _unique(values: Sequence[str | None]) -> list[str]:
-    """The present values, first occurrence kept, in order."""
-    return list(dict.fromkeys(value for value in values if value))
-
-
-def _one_or_list(values: list[str]) -> str | list[str]:
-    """A single value as itself, several as a list (Elastic's ``user.*`` shape)."""
-    return values[0] if len(values) == 1 else values

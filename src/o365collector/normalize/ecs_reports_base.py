@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -100,7 +100,7 @@ def finish(
     return doc
 
 
-def leftovers(record: dict[str, Any], consumed: Collection[str]) -> dict[str, Any]:
+def leftovers(record: dict[str, Any], consumed: frozenset[str]) -> dict[str, Any]:
     """Every field of ``record`` not in ``consumed``, in snake case, ``None``/``""`` omitted.
 
     The query window (``StartDate``/``EndDate``) is written as ISO-8601 UTC (the raw value
@@ -108,16 +108,29 @@ def leftovers(record: dict[str, Any], consumed: Collection[str]) -> dict[str, An
     value is kept, never dropped.
     """
     part: dict[str, Any] = {}
-    for key, value in record.items():
-        if key in consumed or key in ENVELOPE_KEYS:
+    for key, name, is_date in _layout(tuple(record), consumed):
+        value = record[key]
+        if value.__class__ is str:
+            if not value:
+                continue
+            if is_date:
+                value = _iso_ms_cached(value) or value
+        elif value is None or (value.__class__ in (dict, list) and not value):
             continue
-        if value is None or value == "" or (value.__class__ in (dict, list) and not value):
-            continue
-        name = snake(key)
-        if name in DATE_LEFTOVERS and value.__class__ is str:
-            value = _iso_ms_cached(value) or value
         part[name] = value
     return part
+
+
+@functools.lru_cache(maxsize=1024)
+def _layout(keys: tuple[str, ...], consumed: frozenset[str]) -> tuple[tuple[str, str, bool], ...]:
+    """The leftover keys of a record with these ``keys``, in order, each with its snake-case
+    name and whether it is a query-window date. A report's rows share their keys, so the
+    per-key work (consumed? envelope? name?) is done once per layout, not per row."""
+    return tuple(
+        (key, snake(key), snake(key) in DATE_LEFTOVERS)
+        for key in keys
+        if key not in consumed and key not in ENVELOPE_KEYS
+    )
 
 
 def stamp(record: dict[str, Any], key: str, rest: dict[str, Any]) -> str | None:
@@ -241,8 +254,13 @@ def person(address: str | None) -> dict[str, Any]:
 def related_users(*addresses: str | None) -> list[str]:
     """``related.user``: the addresses, then their local parts, each once, in order."""
     present = [address for address in addresses if address]
-    names = [name for name in (_parts(address)[0] for address in present) if name]
-    return list(dict.fromkeys(present + names))
+    users = present.copy()
+    for address in present:
+        name = _parts(address)[0]
+        if name:
+            users.append(name)
+    # Distinct as a rule (different addresses and their local parts): dedupe only when not.
+    return users if len(set(users)) == len(users) else list(dict.fromkeys(users))
 
 
 def addresses(raw: object) -> list[str]:

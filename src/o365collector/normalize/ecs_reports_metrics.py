@@ -209,7 +209,7 @@ def mail_traffic_summary(
     """
     del local_domains
     record = event.record
-    rest = leftovers(record, ())
+    rest = leftovers(record, frozenset())
     start, end = record.get("StartDate"), record.get("EndDate")
     span = period(start, end if end.__class__ is str else "") if start.__class__ is str else None
     doc, part = frame(

@@ -20,10 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from o365collector.event import Event
-from o365collector.normalize import ecs_reports, ocsf_reports
-from o365collector.normalize.ecs import message_trace_to_ecs
+from o365collector.normalize import ecs, ecs_reports, ocsf, ocsf_reports
 from o365collector.normalize.mapper import Mapper
-from o365collector.normalize.ocsf import message_trace_to_ocsf
 from o365collector.streams.catalog import GRAPH_MESSAGE_TRACE, RWS_PREFIX
 
 NormalForm = Literal["ecs", "ocsf"]
@@ -31,24 +29,10 @@ NormalForm = Literal["ecs", "ocsf"]
 MESSAGE_TRACE_STREAMS = frozenset({GRAPH_MESSAGE_TRACE, f"{RWS_PREFIX}MessageTrace"})
 
 
-def _ecs_message_trace(
-    event: Event, local_domains: Sequence[str], include_original: bool
-) -> dict[str, Any]:
-    return message_trace_to_ecs(
-        event, local_domains=local_domains, include_original=include_original
-    )
-
-
-def _ocsf_message_trace(
-    event: Event, local_domains: Sequence[str], include_original: bool
-) -> dict[str, Any]:
-    return message_trace_to_ocsf(event, local_domains=local_domains, include_raw=include_original)
-
-
 def mapper_for(form: NormalForm, stream: str) -> Mapper:
     """The mapper of ``stream`` in ``form``; the generic one when no mapper knows it."""
     if stream in MESSAGE_TRACE_STREAMS:
-        return _ecs_message_trace if form == "ecs" else _ocsf_message_trace
+        return ecs.map_message_trace if form == "ecs" else ocsf.map_message_trace
     mappers, generic = (
         (ecs_reports.MAPPERS, ecs_reports.generic)
         if form == "ecs"
@@ -60,6 +44,8 @@ def mapper_for(form: NormalForm, stream: str) -> Mapper:
 
 class Normalizer:
     """Maps events to ``form`` documents, with each tenant's local domains."""
+
+    __slots__ = ("_domains", "_mappers", "form", "include_original")
 
     def __init__(
         self,
@@ -76,7 +62,8 @@ class Normalizer:
 
     def document(self, event: Event) -> dict[str, Any]:
         """The normalized document of ``event``."""
-        mapper = self._mappers.get(event.stream)
-        if mapper is None:
+        try:  # once per event: the lookup that cannot miss after a stream's first event
+            mapper = self._mappers[event.stream]
+        except KeyError:
             mapper = self._mappers[event.stream] = mapper_for(self.form, event.stream)
         return mapper(event, self._domains.get(event.tenant, ()), self.include_original)

@@ -41,21 +41,20 @@ from typing import Any
 
 import orjson
 
-from o365collector.dates import parse_date, plain_iso
+from o365collector.dates import epoch_ms
 from o365collector.event import Event
 
 # Shared with the ECS mapper on purpose (same rows, same field names and value rules).
 from o365collector.normalize.ecs import (
     _ENVELOPE_KEYS,
-    _MAPPED,
-    GRAPH_NAMES,
-    RWS_NAMES,
+    _GRAPH_KEYS,
+    _RWS_KEYS,
     Direction,
+    _local_set,
     _long,
-    _Names,
+    _parts,
     _put,
     _text,
-    email_direction,
 )
 from o365collector.normalize.status import StatusMapping, status_of
 
@@ -84,7 +83,6 @@ DIRECTION_IDS: dict[Direction | None, tuple[int, str]] = {
 # OCSF email_t, as the 1.8.0 dictionary defines it.
 _EMAIL_T = re.compile(r"^[a-zA-Z0-9!#$%&'*+-/=?^_`{|}~.]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 - for zone-less UTC text
 _MS = timedelta(milliseconds=1)
 
 
@@ -104,45 +102,164 @@ def message_trace_to_ocsf(
         ``message_trace_uid``, ``email``, ``from`` / ``to``, ``src_endpoint`` /
         ``dst_endpoint`` and ``unmapped``. Absent values are omitted.
     """
+    return map_message_trace(event, local_domains, include_raw)
+
+
+def map_message_trace(  # noqa: PLR0912, PLR0915 - one flat pass is the cost budget
+    event: Event, local_domains: Sequence[str], include_raw: bool
+) -> dict[str, Any]:
+    """:func:`message_trace_to_ocsf` as a :data:`~.mapper.Mapper` (what the sinks'
+    :class:`~.normalizer.Normalizer` calls: positional, no wrapper per event).
+
+    One pass with few calls, like :func:`~.ecs.message_trace_to_ecs` (normalization's
+    budget is a few microseconds per event): each value is read and checked once, inline,
+    and what repeats across rows (an address's checks, an IP's validity, a status's
+    attributes) is cached. ``unmapped`` is filled in the order the event always had: the
+    raw status, the record's other fields, then the rejected values.
+    """
     record = event.record
-    names = RWS_NAMES if "MessageTraceId" in record or "Received" in record else GRAPH_NAMES
+    keys, mapped = _RWS_KEYS if "MessageTraceId" in record or "Received" in record else _GRAPH_KEYS
+    (
+        k_trace,
+        k_message,
+        k_sender,
+        k_recipient,
+        k_received,
+        k_subject,
+        k_size,
+        k_from,
+        k_to,
+        k_status,
+    ) = keys
     get = record.get
-    unmapped: dict[str, Any] = {}
-    raw_status = get(names.status)
-    status = status_of(raw_status if raw_status.__class__ is str and raw_status else None)
-    raw_sender = _text(get(names.sender))
-    raw_recipient = _text(get(names.recipient))
-    sender = _valid_email(raw_sender, names.sender, unmapped)
-    recipient = _valid_email(raw_recipient, names.recipient, unmapped)
-    direction_id, direction = DIRECTION_IDS[
-        email_direction(raw_sender, raw_recipient, local_domains)
-    ]
-    raw_received = get(names.received)
-    time_ms = _epoch_ms(raw_received)
+    rejected: dict[str, Any] = {}  # values no attribute can hold, by source name
+    raw_status = get(k_status)
+    sender = get(k_sender)
+    s_lower: str | None = None
+    if sender.__class__ is not str or not sender:
+        sender = None
+    else:
+        s_lower, valid = _address_facts(sender)
+        if not valid:
+            rejected[k_sender] = sender
+            sender = None
+    recipient = get(k_recipient)
+    r_lower: str | None = None
+    if recipient.__class__ is not str or not recipient:
+        recipient = None
+    else:
+        r_lower, valid = _address_facts(recipient)
+        if not valid:
+            rejected[k_recipient] = recipient
+            recipient = None
+    direction: Direction | None = None
+    if local_domains:  # judged on the addresses as sent, valid email_t or not
+        local = _local_set(tuple(local_domains))
+        if s_lower in local:
+            direction = "internal" if r_lower in local else "outbound"
+        else:
+            direction = "inbound" if r_lower in local else "external"
+    raw_received = get(k_received)
+    time_ms = epoch_ms(raw_received)
     if time_ms is None:
-        _put(unmapped, names.received, raw_received)
+        if raw_received not in _ABSENT:
+            rejected[k_received] = raw_received
         time_ms = _time.time_ns() // 1_000_000
 
-    doc: dict[str, Any] = {**_TRACE_CLASSIFICATION, "time": time_ms}
-    doc.update(_status_fields(status))
-    doc["direction_id"] = direction_id
-    doc["direction"] = direction
-    doc["protocol_name"] = "SMTP"
-    doc["metadata"] = _metadata(event, raw_received)
-    value = get(names.trace_id)
+    status = raw_status if raw_status.__class__ is str and raw_status else None
+    doc = _trace_head(status, direction).copy()
+    doc["time"] = time_ms  # a placeholder in the head: the key keeps its place
+    metadata: dict[str, Any] = {
+        "version": OCSF_VERSION,
+        "product": {**PRODUCT, "feature": dict(PRODUCT["feature"])},
+        "log_provider": LOG_PROVIDER,
+        "profiles": list(PROFILES),
+    }
+    if event.event_id:
+        metadata["uid"] = event.event_id
+    if event.tenant:
+        metadata["tenant_uid"] = event.tenant
+    if event.stream:
+        metadata["log_name"] = event.stream
+    if raw_received.__class__ is str and raw_received:
+        metadata["original_time"] = raw_received
+    doc["metadata"] = metadata
+    value = get(k_trace)
     if value.__class__ is str and value:
         doc["message_trace_uid"] = value
-    doc["email"] = _email_part(record, names, sender, recipient, unmapped)
+
+    email: dict[str, Any] = {}
+    if sender is not None:
+        email["from"] = sender
+    if recipient is not None:
+        email["to"] = [recipient]
+    value = get(k_message)
+    if value.__class__ is str and value:
+        email["message_uid"] = value
+    value = get(k_subject)
+    if value.__class__ is str and value:
+        email["subject"] = value
+    raw_size = get(k_size)
+    size = raw_size if raw_size.__class__ is int else _long(raw_size)
+    if size is not None:
+        email["size"] = size
+    elif raw_size not in _ABSENT:
+        rejected[k_size] = raw_size
+    doc["email"] = email
     if sender is not None:
         doc["from"] = sender
     if recipient is not None:
         doc["to"] = [recipient]
-    _put(doc, "src_endpoint", _endpoint(record, names.from_ip, unmapped))
-    _put(doc, "dst_endpoint", _endpoint(record, names.to_ip, unmapped))
-    _put(doc, "unmapped", _leftovers(record, names, unmapped))
+    value = get(k_from)
+    if value.__class__ is str and value:
+        if _is_ip(value):
+            doc["src_endpoint"] = {"ip": value}
+        else:
+            rejected[k_from] = value
+    value = get(k_to)
+    if value.__class__ is str and value:
+        if _is_ip(value):
+            doc["dst_endpoint"] = {"ip": value}
+        else:
+            rejected[k_to] = value
+
+    unmapped: dict[str, Any] = {}
+    if raw_status not in _ABSENT:
+        unmapped[k_status] = raw_status
+    if not mapped.issuperset(record):  # Graph rows hold mapped keys only: no walk
+        for key in _unmapped_keys(tuple(record), mapped):
+            value = record[key]
+            if value.__class__ is str:
+                if not value:
+                    continue
+            elif value is None or (value.__class__ in (dict, list) and not value):
+                continue
+            unmapped[key] = value
+    if rejected:
+        unmapped.update(rejected)
+    if unmapped:
+        doc["unmapped"] = unmapped
     if include_raw:
         doc["raw_data"] = orjson.dumps(record).decode()
     return doc
+
+
+# What ``_put`` omits, for the rare values checked inline (``in`` compares by ``==``).
+_ABSENT: tuple[object, ...] = (None, "", {}, [])
+
+
+@functools.lru_cache(maxsize=256)
+def _unmapped_keys(keys: tuple[str, ...], mapped: frozenset[str]) -> tuple[str, ...]:
+    """The keys of a row with these ``keys`` that no attribute takes, in order. A page's
+    rows share their keys, so this is worked out once per layout, not per row."""
+    return tuple(key for key in keys if key not in mapped and key not in _ENVELOPE_KEYS)
+
+
+@functools.lru_cache(maxsize=8192)
+def _address_facts(address: str) -> tuple[str | None, bool]:
+    """An address's domain in lower case (for the direction) and whether it is an OCSF
+    ``email_t`` (addresses repeat: cached)."""
+    return _parts(address)[2], _is_email(address)
 
 
 _TRACE_CLASSIFICATION: dict[str, Any] = {
@@ -157,6 +274,19 @@ _TRACE_CLASSIFICATION: dict[str, Any] = {
     "severity_id": SEVERITY_INFORMATIONAL,
     "severity": "Informational",
 }
+
+
+@functools.lru_cache(maxsize=1024)
+def _trace_head(raw_status: str | None, direction: Direction | None) -> dict[str, Any]:
+    """An event's first attributes, in order: classification, ``time`` (``None``, for the
+    caller to set), status / disposition / action, direction and protocol. They depend on
+    the raw status and the direction only: made once per pair, and callers copy them (the
+    values are immutable, so a shallow copy is a new event's own)."""
+    head: dict[str, Any] = {**_TRACE_CLASSIFICATION, "time": None}
+    head.update(_status_fields(status_of(raw_status)))
+    head["direction_id"], head["direction"] = DIRECTION_IDS[direction]
+    head["protocol_name"] = "SMTP"
+    return head
 
 
 @functools.lru_cache(maxsize=256)
@@ -175,68 +305,9 @@ def _status_fields(status: StatusMapping) -> dict[str, Any]:
     return fields
 
 
-def _epoch_ms(value: object) -> int | None:
-    """A vendor date as epoch milliseconds (cut, not rounded), or ``None``.
-
-    The zone-less and ``Z`` ISO values Graph and RWS JSON light send are read from the
-    text; other shapes go through :func:`parse_date`.
-    """
-    plain = plain_iso(value)
-    if plain is not None:
-        second, _, millis = plain
-        return None if second is None else (second - _EPOCH_NAIVE) // _MS + int(millis)
-    parsed = parse_date(value)
-    return None if parsed is None else (parsed - _EPOCH) // _MS
-
-
-def _metadata(event: Event, raw_received: object) -> dict[str, Any]:
-    """``metadata``: schema version, product, profiles, event id, tenant, stream, raw time."""
-    part: dict[str, Any] = {
-        "version": OCSF_VERSION,
-        "product": {**PRODUCT, "feature": dict(PRODUCT["feature"])},
-        "log_provider": LOG_PROVIDER,
-        "profiles": list(PROFILES),
-    }
-    _put(part, "uid", event.event_id)
-    _put(part, "tenant_uid", event.tenant)
-    _put(part, "log_name", event.stream)
-    _put(part, "original_time", _text(raw_received))
-    return part
-
-
-def _email_part(
-    record: dict[str, Any],
-    names: _Names,
-    sender: str | None,
-    recipient: str | None,
-    unmapped: dict[str, Any],
-) -> dict[str, Any]:
-    """``email``: sender, ``[recipient]``, Message-ID, subject and size in bytes."""
-    part: dict[str, Any] = {}
-    _put(part, "from", sender)
-    _put(part, "to", [recipient] if recipient else None)
-    _put(part, "message_uid", _text(record.get(names.message_id)))
-    _put(part, "subject", _text(record.get(names.subject)))
-    raw_size = record.get(names.size)
-    size = _long(raw_size)
-    if size is None:
-        _put(unmapped, names.size, raw_size)
-    else:
-        part["size"] = size
-    return part
-
-
-def _email(record: dict[str, Any], key: str, unmapped: dict[str, Any]) -> str | None:
-    """A valid ``email_t`` address, else ``None`` (an invalid one goes to ``unmapped``)."""
-    return _valid_email(_text(record.get(key)), key, unmapped)
-
-
-def _valid_email(address: str | None, key: str, unmapped: dict[str, Any]) -> str | None:
-    """``address`` when it is an ``email_t``, else ``None`` (kept in ``unmapped``)."""
-    if address is None or _is_email(address):
-        return address
-    unmapped[key] = address
-    return None
+# A vendor date as epoch milliseconds (cut, not rounded), with the fast paths for what
+# Graph and RWS send (plain ISO text, ``/Date(ms)/``).
+_epoch_ms = epoch_ms
 
 
 @functools.lru_cache(maxsize=8192)
@@ -264,16 +335,3 @@ def _endpoint(record: dict[str, Any], key: str, unmapped: dict[str, Any]) -> dic
         unmapped[key] = value
         return {}
     return {"ip": value}
-
-
-def _leftovers(record: dict[str, Any], names: _Names, unmapped: dict[str, Any]) -> dict[str, Any]:
-    """``unmapped``: the raw status, every field no attribute holds, and rejected values."""
-    part: dict[str, Any] = {}
-    _put(part, names.status, record.get(names.status))
-    mapped = _MAPPED[names]
-    for key, value in record.items():
-        if key in mapped or key in _ENVELOPE_KEYS:
-            continue
-        _put(part, key, value)
-    part.update(unmapped)
-    return part
