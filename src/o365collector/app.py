@@ -118,6 +118,10 @@ class Collector:
         self.health: HealthServer | None = None
         self.gate = PageGate(settings.collection.max_pages_in_memory)  # every tenant's pages
         self.ownership: TenantOwnership | None = None  # replicas sharing a PostgreSQL state
+        # For the run summary: each tenant's request budget (its `used` counts requests)
+        # and how long each (tenant, stream) ran, in seconds.
+        self.budgets: dict[str, RequestBudget] = {}
+        self.durations: dict[tuple[str, str], float] = {}
 
     async def run(self) -> RunResult:
         """Collect until stopped (or caught up with ``once``); drain, commit, close.
@@ -158,6 +162,7 @@ class Collector:
                 sinks=[r.sink.name for r in runners],
                 once=self.options.once,
                 replica=fence.replica_id if fence else None,
+                state_dir=str(settings.state_dir.resolve()),
             )
             if fence is None and not workers and not self.options.once:
                 log.warning("Nothing to collect: every tenant is disabled; idle until stopped.")
@@ -286,6 +291,7 @@ class Collector:
             background_priority=Priority.FINAL,
             per_second=tenant.budget.requests_per_second,
         )
+        self.budgets[tenant.label] = budget
         api = ApiClient(
             client, tokens, budget, collection.retry, self.clock, tenant.label, self.gate
         )
@@ -381,6 +387,7 @@ class Collector:
         stream: its state writes are refused, and the new owner resumes from the last
         checkpoint.
         """
+        started = self.clock.monotonic()
         try:
             await self._run_stream(worker, stop)
         except LeaseLostError as exc:
@@ -390,6 +397,9 @@ class Collector:
                 stream=worker.id.stream,
                 reason=str(exc),
             )
+        finally:
+            key = (worker.id.tenant, worker.id.stream)
+            self.durations[key] = self.durations.get(key, 0.0) + (self.clock.monotonic() - started)
 
     async def _run_stream(self, worker: StreamWorker, stop: asyncio.Event) -> None:
         while True:

@@ -1,22 +1,25 @@
-"""``o365collector backfill``: read a past period once, with a progress bar and ETA."""
+"""``o365collector backfill``: read a past period once, showing its progress and ETA."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from o365collector.app import Collector, RunOptions
 from o365collector.config.model import Settings, TenantSettings
 from o365collector.errors import ConfigError
 from o365collector.observability.progress import Progress as StreamProgress
+from o365collector.observability.progress import StreamProgress as ProgressOf
+from o365collector.observability.redact import redact
 from o365collector.planning.lanes import backfill_lane
 from o365collector.planning.plan import stream_plan
+from o365collector.run_summary import Goal, ProgressDisplay, Tracker, watched
 from o365collector.selection import configured_streams, require_stream
 from o365collector.windows import PlannerSettings, floor_second, parse_iso, plan_next_window
 
@@ -54,9 +57,19 @@ def parse_range(start: str, end: str, now: datetime) -> tuple[datetime, datetime
 
 
 def run_backfill(
-    settings: Settings, *, start: str, end: str, tenant: str | None, stream: str | None
+    settings: Settings,
+    *,
+    start: str,
+    end: str,
+    tenant: str | None,
+    stream: str | None,
+    relog: Callable[[TextIO], None] | None = None,
 ) -> int:
     """Read ``[start, end)`` for the selected streams once; return the exit status.
+
+    Shows a progress bar per stream on a terminal, plain ``progress:`` lines when stderr is
+    piped (see :mod:`o365collector.run_summary`); ``relog(stream)`` points the logs at the
+    bar's console meanwhile.
 
     Raises:
         ConfigError: a bad range, tenant or stream, or a start older than a selected
@@ -81,38 +94,28 @@ def run_backfill(
         streams=None if stream is None else {stream},
     )
     console = Console(stderr=True)
-    total = (finish - begin).total_seconds()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TextColumn("{task.fields[events]} events"),
-        TimeRemainingColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task(
-            f"Backfill {begin:%Y-%m-%d %H:%M} → {finish:%Y-%m-%d %H:%M}", total=total, events=0
-        )
+    windows = {
+        name: stream_plan(settings.collection, chosen).max_window_secs
+        for name, chosen in configured_streams(tenants).items()
+    }
 
-        async def main() -> int:
-            run = asyncio.create_task(collector.run())
-            while not run.done():
-                await asyncio.wait({run}, timeout=0.5)
-                done = [
-                    min(total, (p.lane_marks.get(lane.name, begin) - begin).total_seconds())
-                    for p in progress.streams.values()
-                ]
-                events = sum(p.events for p in progress.streams.values())
-                bar.update(task, completed=min(done) if done else 0, events=events)
-            return (await run).exit_code
+    def goal(p: ProgressOf) -> Goal:
+        return Goal({lane.name: finish}, windows.get(p.stream, 86400.0), start=begin)
 
-        code = asyncio.run(main())
-    if code == 0:
-        console.print(
-            f"Backfill complete: {sum(p.events for p in progress.streams.values())} "
-            "new events delivered."
-        )
-    return code
+    tracker = Tracker(progress, goal)
+    display = ProgressDisplay(console)
+    heading = f"Backfill {_iso(begin)} → {_iso(finish)}"
+    if display.plain:
+        console.out(f"backfill: {_iso(begin)} to {_iso(finish)}", highlight=False)
+    else:
+        console.print(heading, highlight=False)
+    result = asyncio.run(watched(collector.run(), tracker, display, relog))
+    for failure in result.failures:
+        console.out(f"o365collector: error: {redact(failure)}", highlight=False)
+    events = sum(p.events for p in progress.streams.values())
+    if result.exit_code == 0:
+        console.out(f"Backfill complete: {events:,} new events delivered.", highlight=False)
+    return result.exit_code
 
 
 def retention_limits(

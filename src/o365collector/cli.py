@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from pathlib import Path
+from typing import TextIO
 
 import click
 from click.core import ParameterSource
 
 from o365collector import __version__
-from o365collector.app import Collector, RunOptions
+from o365collector.app import Collector, RunOptions, RunResult
 from o365collector.config.loader import load_settings
 from o365collector.config.model import Settings
 from o365collector.errors import O365CollectorError
@@ -69,7 +71,12 @@ def main() -> None:
 @_LOG_LEVEL
 @_LOG_FORMAT
 def run(config_path: Path, once: bool, log_level: str, log_format: LogFormat) -> None:
-    """Run the collector (a daemon unless --once)."""
+    """Run the collector (a daemon unless --once).
+
+    With --once: progress while it catches up and a summary at the end, on stderr. Exit
+    status: 0 when every stream caught up, 1 when one failed, 2 for a bad configuration or
+    a state directory in use.
+    """
     configure_logging(log_level, log_format)
     try:
         settings = load_settings(config_path)
@@ -80,14 +87,53 @@ def run(config_path: Path, once: bool, log_level: str, log_format: LogFormat) ->
         configure_logging("debug", log_format)  # Devo's globals.debug: true
     with contextlib.ExitStack() as held:
         hold_state_lock(held, settings.state_dir, "run")
+        collector = Collector(settings, RunOptions(once=once))
+        started = time.monotonic()
         try:
-            result = asyncio.run(Collector(settings, RunOptions(once=once)).run())
+            if once:
+                debug = wants_debug(settings, click.get_current_context())
+                sys.exit(_run_once(collector, started, "debug" if debug else log_level, log_format))
+            result = asyncio.run(collector.run())
         except O365CollectorError as exc:
             fail(str(exc), 1)
             return
+    _print_failures(result)
+    sys.exit(result.exit_code)
+
+
+def _print_failures(result: RunResult) -> None:
     for failure in result.failures:
         click.echo(f"o365collector: error: {redact(failure)}", err=True)
-    sys.exit(result.exit_code)
+
+
+def _run_once(collector: Collector, started: float, log_level: str, log_format: LogFormat) -> int:
+    """``run --once`` with its progress and, on stderr, its summary (unless it raised).
+
+    Progress: a bar on a terminal, plain ``progress:`` lines when piped; the summary: a
+    table, or plain ``summary:`` lines (see :mod:`o365collector.run_summary`).
+    """
+    from rich.console import Console  # noqa: PLC0415 - keeps the daemon's start-up light
+
+    from o365collector import run_summary  # noqa: PLC0415
+
+    console = Console(stderr=True)
+    tracker = run_summary.Tracker(collector.progress, run_summary.run_goals(collector.settings))
+    display = run_summary.ProgressDisplay(console)
+
+    def relog(stream: TextIO) -> None:
+        configure_logging(log_level, log_format, stream=stream)
+
+    result = asyncio.run(run_summary.watched(collector.run(), tracker, display, relog))
+    _print_failures(result)  # before the summary, which ends the output
+    summary = run_summary.summarize(
+        collector.progress,
+        windows=tracker.windows_done(),
+        durations=collector.durations,
+        requests={name: budget.used for name, budget in collector.budgets.items()},
+        duration_secs=time.monotonic() - started,
+    )
+    run_summary.print_summary(summary, console)
+    return result.exit_code
 
 
 @main.command()
@@ -291,6 +337,8 @@ def validate(config_path: Path) -> None:
         f"{config_path}: valid ({len(settings.tenants)} tenant(s), {streams} stream(s), "
         f"{len(settings.sinks)} sink(s))."
     )
+    kept = "state.db, " if settings.state.backend == "sqlite" else ""
+    click.echo(f"state_dir: {settings.state_dir.resolve()} ({kept}the lock file, dead letters)")
     lookback = settings.collection.initial_lookback_secs
     click.echo(
         f"A stream with no state reads back {lookback:g} s "
@@ -321,7 +369,11 @@ def backfill(
     stream: str | None,
     log_format: LogFormat,
 ) -> None:
-    """Collect a past period once, with a progress bar; resumable, deduplicated."""
+    """Collect a past period once, showing its progress; resumable, deduplicated.
+
+    Exit status: 0 when every stream read the whole period, 1 when one failed, 2 for a bad
+    configuration or range.
+    """
     from o365collector.backfill import run_backfill  # noqa: PLC0415
 
     configure_logging("warning", log_format)
@@ -333,7 +385,14 @@ def backfill(
     with contextlib.ExitStack() as held:
         hold_state_lock(held, settings.state_dir, "backfill")  # before the progress bar
         try:
-            code = run_backfill(settings, start=start, end=end, tenant=tenant, stream=stream)
+            code = run_backfill(
+                settings,
+                start=start,
+                end=end,
+                tenant=tenant,
+                stream=stream,
+                relog=lambda out: configure_logging("warning", log_format, stream=out),
+            )
         except O365CollectorError as exc:
             fail(str(exc), 2)
             return

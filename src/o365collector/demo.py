@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -17,7 +19,11 @@ from o365collector.app import Collector, RunOptions
 from o365collector.config.loader import load_settings
 from o365collector.observability.logging import configure_logging
 from o365collector.observability.progress import Progress
-from o365collector.state.lock import state_lock
+from o365collector.state.lock import LOCK_FILE, state_lock
+
+ANCHOR_FILE = "emulator.json"
+"""In the demo's state folder: the emulator's seed and anchor, so a restart serves the same data."""
+_MIN_LIVE_LEFT = timedelta(hours=1)  # less left of the emulator's live rows: start afresh
 
 
 def demo_config(base_url: str, workdir: Path, tenant: dict[str, str]) -> dict[str, object]:
@@ -81,7 +87,20 @@ def _run_demo(workdir: Path, *, duration: float | None, seed: int) -> int:
     from o365emulator import Emulator, default_settings  # noqa: PLC0415
 
     console = Console(stderr=True)
-    emu_settings = dataclasses.replace(default_settings(), seed=seed)
+    defaults = default_settings()
+    now = datetime.now(UTC)
+    anchor, reset = demo_anchor(workdir, seed=seed, live_secs=defaults.live_secs, now=now)
+    if anchor < now.replace(microsecond=0):
+        console.print(
+            f"[bold]Resuming:[/] the emulator serves the data of the last demo here (anchored "
+            f"at {anchor:%Y-%m-%d %H:%M:%S} UTC); nothing is delivered twice."
+        )
+    elif reset:
+        console.print(
+            "[bold]Started afresh:[/] the emulator's data of the last demo here is used up "
+            "(or unknown), so its state and output were removed."
+        )
+    emu_settings = dataclasses.replace(defaults, seed=seed, anchor=anchor)
     emulator = Emulator(emu_settings)
     base_url = emulator.start()
     spec = emu_settings.tenants[0]
@@ -129,6 +148,53 @@ def _run_demo(workdir: Path, *, duration: float | None, seed: int) -> int:
     return result
 
 
+def demo_anchor(
+    workdir: Path, *, seed: int, live_secs: float, now: datetime
+) -> tuple[datetime, bool]:
+    """The emulator's anchor for a demo in ``workdir``, and whether the demo was reset.
+
+    The emulator's data is a pure function of (seed, anchor): the demo keeps both in
+    ``state/emulator.json``, so a second demo in the same folder serves the very rows (same
+    trace ids, receive times and status histories) the first one collected from, and the
+    collector, resuming from its checkpoints, delivers no row again. The emulator's live rows
+    end ``live_secs`` after the anchor: once less than an hour of them is left, or when the
+    seed changed, or when there is state but no anchor (an older demo), the demo starts
+    afresh with ``now`` as the anchor, removing ``state/`` (but its lock) and ``output/``,
+    whose rows came from other data. The caller holds the state lock.
+    """
+    state = workdir / "state"
+    path = state / ANCHOR_FILE
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        anchor = datetime.fromisoformat(saved["anchor"]).astimezone(UTC)
+        if saved["seed"] == seed and now < anchor + timedelta(seconds=live_secs) - _MIN_LIVE_LEFT:
+            return anchor, False
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    anchor = now.replace(microsecond=0)
+    reset = _clear(state, workdir / "output")
+    state.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({"seed": seed, "anchor": anchor.isoformat()}) + "\n", encoding="utf-8"
+    )
+    return anchor, reset
+
+
+def _clear(state: Path, output: Path) -> bool:
+    """Remove the state (but its lock file) and the output; whether there was any."""
+    found = False
+    for entry in [*(state.iterdir() if state.is_dir() else ()), output]:
+        if entry.name == LOCK_FILE and entry.parent == state:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+            found = True
+        elif entry.exists():
+            entry.unlink()
+            found = True
+    return found
+
+
 async def _run_with_display(
     collector: Collector, progress: Progress, duration: float | None, console: Console
 ) -> int:
@@ -143,23 +209,34 @@ async def _run_with_display(
 
 
 def _render(progress: Progress) -> Group:
-    table = Table(title="o365collector demo", expand=False)
-    for column in ("tenant", "stream", "state", "events", "late/changed", "pages"):
-        table.add_column(column)
-    table.add_column("live window (UTC)", no_wrap=True)
-    table.add_column("lag")
-    now = datetime.now(UTC)
-    for p in progress.streams.values():
-        lag = f"{(now - p.watermark).total_seconds():.0f} s" if p.watermark else "—"
-        late = f"{p.late_rows:,}/{p.status_changes:,}"
-        table.add_row(
-            p.tenant, p.stream, p.state, f"{p.events:,}", late, str(p.pages), p.window, lag
+    """The live table; fits 80 columns: a long cell wraps onto a second line, never ``…``.
+
+    Streams are named ``tenant/stream`` only when there are several tenants.
+    """
+    streams = list(progress.streams.values())
+    several = len({p.tenant for p in streams}) > 1
+    table = Table(
+        title="o365collector demo",
+        title_justify="left",
+        box=None,
+        pad_edge=False,
+        header_style="bold underline",
+        caption="late/chg: late rows / status changes found by re-sweeps; window: live, UTC",
+        caption_justify="left",
+    )
+    for column in ("stream", "state", "events", "late/chg", "pages", "window", "lag"):
+        right = column in {"events", "late/chg", "pages", "lag"}
+        whole = column in {"stream", "state"}  # names stay whole; the other cells wrap
+        table.add_column(
+            column, overflow="fold", no_wrap=whole, justify="right" if right else "left"
         )
-    errors = [
-        Text(f"{p.tenant}/{p.stream}: {p.error}", style="red")
-        for p in progress.streams.values()
-        if p.error
-    ]
+    now = datetime.now(UTC)
+    for p in streams:
+        lag = f"{(now - p.watermark).total_seconds():.0f} s" if p.watermark else "—"
+        late = f"{p.late_rows:,} / {p.status_changes:,}"
+        name = f"{p.tenant}/{p.stream}" if several else p.stream
+        table.add_row(name, p.state, f"{p.events:,}", late, f"{p.pages:,}", p.window, lag)
+    errors = [Text(f"{p.tenant}/{p.stream}: {p.error}", style="red") for p in streams if p.error]
     return Group(table, *errors)
 
 

@@ -212,7 +212,7 @@ def test_native_streams_override_collection_pace(tmp_path) -> None:
         "tenants": [
             {
                 "tenant_id": "contoso.onmicrosoft.com",
-                "client_id": "c",
+                "client_id": "5f6a7b8c-0000-4000-8000-0000000000cc",
                 "client_secret": "s3cr3t-value",
                 "streams": [
                     "message_trace",
@@ -243,8 +243,8 @@ def test_native_fresh_stream_delay_must_stay_under_the_horizon() -> None:
     native = {
         "tenants": [
             {
-                "tenant_id": "t",
-                "client_id": "c",
+                "tenant_id": "contoso.onmicrosoft.com",
+                "client_id": "5f6a7b8c-0000-4000-8000-0000000000cc",
                 "client_secret": "s3cr3t-value",
                 "streams": [{"name": "message_trace", "settle_delay_secs": 90000}],
             }

@@ -64,7 +64,7 @@ def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
     assert settings.collection.mode == "fresh"
     assert settings.collection.horizon_secs == 90000.0
     assert settings.collection.retry.max_elapsed_secs == 900.0
-    assert settings.state_dir == Path("state")
+    assert settings.state_dir == tmp_path / "xdg-state" / "o365collector"  # conftest
     assert isinstance(settings.sinks[0], StdoutSinkSettings)
 
 

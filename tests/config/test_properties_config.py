@@ -52,7 +52,10 @@ values = st.recursive(
 
 
 def _tenant(extra: dict[str, Any], secrets: dict[str, Any]) -> dict[str, Any]:
-    base = {"tenant_id": "contoso.onmicrosoft.com", "client_id": "c0ffee00-0000-0000-0000-1"}
+    base = {
+        "tenant_id": "contoso.onmicrosoft.com",
+        "client_id": "c0ffee00-0000-0000-0000-000000000001",
+    }
     return {**base, **extra, **secrets}
 
 

@@ -2,7 +2,8 @@
 
     entry      cli (dispatches to the commands), under __main__
     commands   check, demo, backfill, show_state
-    app        app (wires a run), selection (what a command's options pick)
+    app        app (wires a run), selection (what a command's options pick),
+               run_summary (progress and the summary of run --once and backfill)
     pipeline   pipeline (lanes, dedup, delivery) · scaleout (tenant leases among replicas)
     ends       sources (Microsoft) · sinks (SIEMs) · state (beside the pipeline)
     services   http (requests, sign-in, budget) · planning (windows, lanes, plans) ·
@@ -36,7 +37,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "services": ("http", "planning", "normalize"),
     "ends": ("sources", "sinks", "state"),
     "pipeline": ("pipeline", "scaleout"),
-    "app": ("app", "selection"),
+    "app": ("app", "selection", "run_summary"),
     "commands": ("check", "demo", "backfill", "show_state"),
     "entry": ("cli",),
     "main": ("__main__",),

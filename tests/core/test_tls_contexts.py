@@ -10,13 +10,13 @@ import certifi
 from o365collector.app import default_http_client
 from o365collector.config.model import Settings
 
-TENANT = {"client_id": "c", "client_secret": "s"}
+TENANT = {"client_id": "5f6a7b8c-0000-4000-8000-0000000000cc", "client_secret": "s"}
 
 
 def _settings(tmp_path: Path, bundles: list[str | None]) -> Settings:
     tenants = []
     for index, bundle in enumerate(bundles):
-        tenant = {**TENANT, "name": f"t{index}", "tenant_id": f"tenant-{index}"}
+        tenant = {**TENANT, "name": f"t{index}", "tenant_id": f"tenant-{index}.onmicrosoft.com"}
         if bundle is not None:
             tenant["ca_bundle"] = bundle
         tenants.append(tenant)

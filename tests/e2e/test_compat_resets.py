@@ -88,7 +88,13 @@ def test_marker_change_resets_only_that_service_once(tmp_path) -> None:
 def test_native_settings_have_no_resets(tmp_path) -> None:
     native = {
         "state_dir": str(tmp_path / "state"),
-        "tenants": [{"tenant_id": "t", "client_id": "c", "client_secret": "s3cr3t-value"}],
+        "tenants": [
+            {
+                "tenant_id": "contoso.onmicrosoft.com",
+                "client_id": "5f6a7b8c-0000-4000-8000-0000000000cc",
+                "client_secret": "s3cr3t-value",
+            }
+        ],
         "sinks": [{"type": "stdout"}],
     }
     settings = parse_settings(native)

@@ -37,7 +37,11 @@ def _data(tmp_path: Path, state: dict[str, Any] | None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "state_dir": str(tmp_path / "state"),
         "tenants": [
-            {"tenant_id": "contoso.onmicrosoft.com", "client_id": "c", "client_secret": "s"}
+            {
+                "tenant_id": "contoso.onmicrosoft.com",
+                "client_id": "5f6a7b8c-0000-4000-8000-0000000000cc",
+                "client_secret": "s",
+            }
         ],
         "sinks": [{"type": "stdout"}],
     }

@@ -32,6 +32,7 @@ MT = "message_trace"
 LINK = "https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces?$skiptoken=a%3D"
 BACKFILL = "backfill:20240501T000000Z-20240501T020000Z"
 TENANTS = ("contoso", "fabrikam")
+CLIENT = "5f6a7b8c-0000-4000-8000-0000000000cc"
 KEYS = [f"{t}/{i}".encode() for t in TENANTS for i in range(300)]
 PASSWORD = "Migr4te~Secret.0365"  # trust auth accepts and ignores it
 
@@ -48,7 +49,12 @@ def config(tmp_path: Path) -> Path:
     data = {
         "state_dir": str(tmp_path / "state"),
         "tenants": [
-            {"name": t, "tenant_id": f"{t}.onmicrosoft.com", "client_id": "c", "client_secret": "s"}
+            {
+                "name": t,
+                "tenant_id": f"{t}.onmicrosoft.com",
+                "client_id": CLIENT,
+                "client_secret": "s",
+            }
             for t in TENANTS
         ],
         "sinks": [{"type": "stdout"}],

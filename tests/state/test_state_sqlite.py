@@ -161,7 +161,13 @@ def _settings(state_dir: Path) -> Settings:
     return parse_settings(
         {
             "state_dir": str(state_dir),
-            "tenants": [{"tenant_id": "t", "client_id": "c", "client_secret": "s3cr3t-value"}],
+            "tenants": [
+                {
+                    "tenant_id": "contoso.onmicrosoft.com",
+                    "client_id": "5f6a7b8c-0000-4000-8000-0000000000cc",
+                    "client_secret": "s3cr3t-value",
+                }
+            ],
             "sinks": [{"type": "stdout"}],
         }
     )

@@ -22,6 +22,8 @@ from o365collector.streams.catalog import (
     report_for_stream,
 )
 
+TENANT = "contoso.onmicrosoft.com"
+CLIENT = "5f6a7b8c-0000-4000-8000-0000000000cc"
 BRIEF = [
     *("MessageTrace", "MessageTraceDetail", "MailTraffic", "MailTrafficATP", "MailDetailATP"),
     *("SpoofMailReport", "DlpDetailReport", "DlpDetectionsReport", "SafelinksDetail"),
@@ -78,7 +80,9 @@ def test_report_lookup_is_case_insensitive() -> None:
 
 
 def _tenant(*streams: object) -> TenantSettings:
-    return TenantSettings(tenant_id="t", client_id="c", client_secret="s", streams=list(streams))
+    return TenantSettings(
+        tenant_id=TENANT, client_id=CLIENT, client_secret="s", streams=list(streams)
+    )
 
 
 def test_streams_take_names_and_mappings_and_keep_their_options() -> None:
@@ -101,7 +105,7 @@ def test_streams_take_names_and_mappings_and_keep_their_options() -> None:
     dumped = tenant.model_dump()["streams"]
     assert dumped[2] == {"name": "rws.SpoofMailReport", "settle_delay_secs": 7200.0}
     assert _tenant(*dumped).streams == tenant.streams
-    default = TenantSettings(tenant_id="t", client_id="c", client_secret="s")
+    default = TenantSettings(tenant_id=TENANT, client_id=CLIENT, client_secret="s")
     assert default.streams == ["message_trace"]
 
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from o365collector.config.compat import translate_foreign
+from o365collector.config.compat import detect_layout, translate_foreign
 from o365collector.config.model import Settings
 from o365collector.config.sinks import sink_types
 from o365collector.errors import ConfigError
 from o365collector.observability.redact import SECRET_KEYS, register_secret
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PYDANTIC_PREFIX = re.compile(r"\b(?:Value error|Assertion failed), ")  # also nested
 
 
 def load_settings(path: Path) -> Settings:
@@ -45,19 +47,23 @@ def parse_settings(data: Any, *, source: str = "config", base_dir: Path | None =
     if not isinstance(data, dict):
         msg = f"{source}: the top level must be a mapping with `tenants` and `sinks` keys"
         raise ConfigError(msg)
+    # Every problem is gathered before failing: unset ${VAR}s and unreadable *_file
+    # secrets first, then the layout's and the model's rules, each on its own line.
     problems: list[str] = []
-    expanded = _expand(data, (), problems, base_dir or Path.cwd())
-    if problems:
-        raise ConfigError(_format(source, problems))
+    spoiled: set[str] = set()  # key paths already reported: no second problem about them
+    expanded = _expand(data, (), _Found(problems, spoiled), base_dir or Path.cwd())
+    first = len(problems)
     foreign = translate_foreign(expanded, base_dir=base_dir or Path.cwd(), problems=problems)
-    if problems:
-        raise ConfigError(_format(source, problems))
+    if foreign is None and detect_layout(expanded) is not None:  # not translated: stop here
+        raise ConfigError(_format(source, _unique(problems, spoiled, first)))
     model, checked = (Settings, expanded) if foreign is None else (foreign.model, foreign.data)
     try:
         settings = model.model_validate(checked)
     except ValidationError as exc:
         found = _describe(exc, checked)
-        raise ConfigError(_format(source, foreign.rename(found) if foreign else found)) from None
+        problems += foreign.rename(found) if foreign else found
+    if problems:
+        raise ConfigError(_format(source, _unique(problems, spoiled, first)))
     _register_secrets(settings)
     return settings
 
@@ -97,7 +103,40 @@ def _key_path(loc: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
-def _expand(node: Any, loc: tuple[str | int, ...], problems: list[str], base_dir: Path) -> Any:
+@dataclass
+class _Found:
+    """Problems of the expansion, and the key paths they spoil (left unexpanded or empty)."""
+
+    problems: list[str]
+    spoiled: set[str]
+
+    def add(self, loc: tuple[str | int, ...], problem: str, *also: str) -> None:
+        path = _key_path(loc)
+        self.problems.append(f"{path}: {problem}")
+        self.spoiled.update((path, *also))
+
+
+def _unique(problems: list[str], spoiled: set[str], first: int) -> list[str]:
+    """``problems`` without repeats, nor later ones about a key an early one already spoilt.
+
+    An unset variable (kept as ``${NAME}``) or an unreadable file (empty) spoils its key: a
+    rule that then fails (required, not a GUID, ...) is the same problem, already reported
+    with its fix.
+    """
+    out: list[str] = []
+    for index, problem in enumerate(problems):
+        path = problem.partition(": ")[0]
+        if problem in out or (index >= first and _under(path, spoiled)):
+            continue
+        out.append(problem)
+    return out
+
+
+def _under(path: str, spoiled: set[str]) -> bool:
+    return any(path == top or (path.startswith(top) and path[len(top)] in ".[") for top in spoiled)
+
+
+def _expand(node: Any, loc: tuple[str | int, ...], found: _Found, base_dir: Path) -> Any:
     if isinstance(node, dict):
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -105,49 +144,51 @@ def _expand(node: Any, loc: tuple[str | int, ...], problems: list[str], base_dir
             if key_s.endswith("_file") and key_s[: -len("_file")] in SECRET_KEYS:
                 target = key_s[: -len("_file")]
                 if target in node:
-                    problems.append(
-                        f"{_key_path((*loc, key_s))}: give either {target} or {key_s}, not both"
-                    )
+                    found.add((*loc, key_s), f"give either {target} or {key_s}, not both")
                     continue
-                out[target] = _read_secret_file(value, (*loc, key_s), problems, base_dir)
+                out[target] = _read_secret_file(value, (*loc, key_s), found, base_dir)
                 continue
-            out[key_s] = _expand(value, (*loc, key_s), problems, base_dir)
+            out[key_s] = _expand(value, (*loc, key_s), found, base_dir)
         return out
     if isinstance(node, list):
-        return [_expand(v, (*loc, i), problems, base_dir) for i, v in enumerate(node)]
+        return [_expand(v, (*loc, i), found, base_dir) for i, v in enumerate(node)]
     if isinstance(node, str):
-        return _expand_env(node, loc, problems)
+        return _expand_env(node, loc, found)
     return node
 
 
-def _expand_env(text: str, loc: tuple[str | int, ...], problems: list[str]) -> str:
+def _expand_env(text: str, loc: tuple[str | int, ...], found: _Found, *also: str) -> str:
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         value = os.environ.get(name)
         if value is None:
-            problems.append(
-                f"{_key_path(loc)}: environment variable {name} is not set; "
-                f"export {name}=... before starting, or write the value in the file"
+            found.add(
+                loc,
+                f"environment variable {name} is not set; export {name}=... before "
+                "starting, or write the value in the file",
+                *also,
             )
-            return ""
+            return match.group(0)  # kept as written, so the layout and the rules still apply
         return value
 
     return _ENV_REF.sub(replace, text)
 
 
-def _read_secret_file(
-    value: Any, loc: tuple[str | int, ...], problems: list[str], base_dir: Path
-) -> str:
+def _read_secret_file(value: Any, loc: tuple[str | int, ...], found: _Found, base_dir: Path) -> str:
+    target = _key_path((*loc[:-1], str(loc[-1])[: -len("_file")]))  # the key it stands for
     if not isinstance(value, str) or not value:
-        problems.append(f"{_key_path(loc)}: must be the path of a file holding the secret")
+        found.add(loc, "must be the path of a file holding the secret", target)
         return ""
-    path = Path(_expand_env(value, loc, problems))
+    spoiled = len(found.problems)
+    path = Path(_expand_env(value, loc, found, target))
+    if len(found.problems) > spoiled:
+        return ""  # the unset variable is the problem, not a file named after ""
     if not path.is_absolute():
         path = base_dir / path
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        problems.append(f"{_key_path(loc)}: cannot read {path} ({exc.strerror}); fix the path")
+        found.add(loc, f"cannot read {path} ({exc.strerror}); fix the path", target)
         return ""
 
 
@@ -163,7 +204,7 @@ def _describe(exc: ValidationError, data: Any) -> list[str]:
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
         path = _key_path(loc)
-        message = str(err["msg"])
+        message = _PYDANTIC_PREFIX.sub("", str(err["msg"]))  # "Value error, required; …"
         hint = _HINTS.get(err["type"])
         if err["type"] == "union_tag_not_found":
             hint = f"add `type:` (one of {', '.join(sink_types())})"

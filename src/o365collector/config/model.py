@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,7 @@ _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _LABEL = r"(?!-)(?:[^\W_]|-){1,63}(?<!-)"
 _DOMAIN = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+")  # a.b, IDNs as xn--
 
+EXAMPLE_GUID = "00000000-1111-2222-3333-444444444444"  # shown in the fix of a bad id
 STREAMS: tuple[str, ...] = ("message_trace",)  # the default; see config/streams.py for all
 GRAPH_MAX_WINDOW_SECS = 10 * 86400
 _VIA_CREDENTIAL = object()  # client_secret's value when a credential block signs in instead
@@ -170,6 +172,27 @@ class TenantSettings(_Strict):
             return OFFICE_PUBLIC_CLIENT_ID
         raise ValueError("required; the Application (client) ID of the app registration")
 
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant_id_guid_or_domain(cls, value: str) -> str:
+        if _GUID.fullmatch(value) or _DOMAIN.fullmatch(value):
+            return value
+        raise ValueError(
+            "not a tenant ID; give the Directory (tenant) ID GUID from the app registration's "
+            f"Overview page, e.g. tenant_id: {EXAMPLE_GUID}, or a verified domain of the "
+            "tenant, e.g. tenant_id: contoso.onmicrosoft.com"
+        )
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id_guid(cls, value: str) -> str:
+        if _GUID.fullmatch(value):
+            return value
+        raise ValueError(
+            "not a client ID; give the Application (client) ID GUID from the app "
+            f"registration's Overview page, e.g. client_id: {EXAMPLE_GUID}"
+        )
+
     @field_validator("client_secret", mode="before")
     @classmethod
     def _secret_or_credential(cls, value: Any) -> Any:
@@ -216,7 +239,7 @@ class TenantSettings(_Strict):
     @classmethod
     def _ca_bundle_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
-            raise ValueError(f"file {value} does not exist; give the path of a PEM CA bundle")
+            raise ValueError("no such file; give the path of a PEM CA bundle")  # path shown
         return value
 
     @field_validator("local_domains", mode="before")
@@ -369,10 +392,27 @@ class StateSettings(_Strict):
         return value
 
 
+STATE_DIR_ENV = "O365COLLECTOR_STATE_DIR"  # the container image sets it (/var/lib/o365collector)
+
+
+def default_state_dir() -> Path:
+    """``state_dir`` when the file gives none: ``$O365COLLECTOR_STATE_DIR``, else XDG's.
+
+    ``$XDG_STATE_HOME/o365collector``, falling back to ``~/.local/state/o365collector``
+    (a relative ``XDG_STATE_HOME`` is ignored, as the XDG specification asks).
+    """
+    configured = os.environ.get(STATE_DIR_ENV)
+    if configured:
+        return Path(configured)
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "o365collector"
+
+
 class Settings(_Strict):
     """The whole configuration file."""
 
-    state_dir: Path = Path("state")
+    state_dir: Path = Field(default_factory=default_state_dir)
     state: StateSettings = StateSettings()
     tenants: list[TenantSettings] = Field(min_length=1)
     collection: CollectionSettings = CollectionSettings()

@@ -27,8 +27,9 @@ _pattern: re.Pattern[str] | None = None
 # Values after these words are masked even when the secret was never registered
 # (a token in a header we logged by mistake, a password in a URL).
 _KEYED = re.compile(
-    r"(?i)(client_secret|password|intake_key|access_token|refresh_token|authorization"
-    r"|client_assertion)(\"?\s*[:=]\s*\"?)(bearer\s+)?[^\s\"&,;}]+"
+    r"(?i)(?P<key>client_secret|password|intake_key|access_token|refresh_token"
+    r"|authorization|client_assertion)(?P<sep>\"?\s*[:=]\s*\"?)"
+    r"(?P<bearer>bearer\s+)?(?P<value>[^\s\"&,;}]+)"
 )
 
 
@@ -50,7 +51,31 @@ def redact(text: str) -> str:
     pattern = _pattern
     if pattern is not None:
         text = pattern.sub(_MASK, text)
-    return _KEYED.sub(lambda m: f"{m.group(1)}{m.group(2)}{_MASK}", text)
+    return _KEYED.sub(_mask_keyed, text)
+
+
+def _mask_keyed(match: re.Match[str]) -> str:
+    """Mask a keyed value, but not the problem after a configuration error's key path.
+
+    ``tenants[0].client_secret: required; …`` and a ``  - client_secret: …`` line of a
+    ConfigError name a key, not a value (the loader never quotes a secret's value); nor is
+    the ``...`` of ``export CONTOSO_CLIENT_SECRET=...`` a value.
+    """
+    key, sep = match["key"], match["sep"]
+    if not match["bearer"] and not match["value"].strip(".…"):
+        return match.group(0)
+    if sep == ": " and not match["bearer"] and _after_key_path(match.string, match.start()):
+        return match.group(0)
+    return f"{key}{sep}{_MASK}"
+
+
+def _after_key_path(text: str, start: int) -> bool:
+    """Whether the key at ``start`` ends a dotted key path or opens a ``- key:`` list item."""
+    begin = start
+    while begin > 0 and (text[begin - 1].isalnum() or text[begin - 1] in "_.[]"):
+        begin -= 1
+    prefix = text[begin:start]
+    return "." in prefix or "]" in prefix or text.endswith("- ", 0, begin)
 
 
 def shorten(identifier: str) -> str:
