@@ -169,21 +169,7 @@ def map_message_trace(  # noqa: PLR0912, PLR0915 - one flat pass is the cost bud
     status = raw_status if raw_status.__class__ is str and raw_status else None
     doc = _trace_head(status, direction).copy()
     doc["time"] = time_ms  # a placeholder in the head: the key keeps its place
-    metadata: dict[str, Any] = {
-        "version": OCSF_VERSION,
-        "product": {**PRODUCT, "feature": dict(PRODUCT["feature"])},
-        "log_provider": LOG_PROVIDER,
-        "profiles": list(PROFILES),
-    }
-    if event.event_id:
-        metadata["uid"] = event.event_id
-    if event.tenant:
-        metadata["tenant_uid"] = event.tenant
-    if event.stream:
-        metadata["log_name"] = event.stream
-    if raw_received.__class__ is str and raw_received:
-        metadata["original_time"] = raw_received
-    doc["metadata"] = metadata
+    doc["metadata"] = metadata_of(event, _FEATURE, raw_received)
     value = get(k_trace)
     if value.__class__ is str and value:
         doc["message_trace_uid"] = value
@@ -335,3 +321,30 @@ def _endpoint(record: dict[str, Any], key: str, unmapped: dict[str, Any]) -> dic
         unmapped[key] = value
         return {}
     return {"ip": value}
+
+
+_FEATURE: str = PRODUCT["feature"]["name"]
+
+
+def metadata_of(event: Event, feature: str, original_time: object) -> dict[str, Any]:
+    """``metadata``: schema version, product (with the stream's ``feature``), profiles, and
+    the envelope: event id, tenant, stream, and the row's time as sent (when a string)."""
+    metadata: dict[str, Any] = {
+        "version": OCSF_VERSION,
+        "product": {
+            "name": PRODUCT["name"],
+            "vendor_name": PRODUCT["vendor_name"],
+            "feature": {"name": feature},
+        },
+        "log_provider": LOG_PROVIDER,
+        "profiles": list(PROFILES),
+    }
+    if event.event_id:
+        metadata["uid"] = event.event_id
+    if event.tenant:
+        metadata["tenant_uid"] = event.tenant
+    if event.stream:
+        metadata["log_name"] = event.stream
+    if original_time.__class__ is str and original_time:
+        metadata["original_time"] = original_time
+    return metadata

@@ -32,11 +32,8 @@ from o365collector.normalize.ocsf import (
     _EPOCH,
     _MS,
     EMAIL_ACTIVITY_CLASS_UID,
-    LOG_PROVIDER,
     NETWORK_CATEGORY_UID,
-    OCSF_VERSION,
-    PRODUCT,
-    PROFILES,
+    metadata_of,
 )
 from o365collector.normalize.status import action_of
 
@@ -66,8 +63,6 @@ DATA_SECURITY_FINDING_CLASS_UID = 2006
 EMAIL_URL_ACTIVITY_CLASS_UID = 4012
 FINDINGS_CATEGORY_UID = 2
 OTHER = 99
-_PRODUCT_NAME: str = PRODUCT["name"]
-_VENDOR: str = PRODUCT["vendor_name"]
 
 text = _text
 long = _long
@@ -225,21 +220,7 @@ def finish(
     that is ``None``, ``""`` or an empty dict or list is nothing and is not kept (``0`` and
     ``False`` are kept).
     """
-    metadata: dict[str, Any] = {
-        "version": OCSF_VERSION,
-        "product": {"name": _PRODUCT_NAME, "vendor_name": _VENDOR, "feature": {"name": feature}},
-        "log_provider": LOG_PROVIDER,
-        "profiles": list(PROFILES),
-    }
-    if event.event_id:
-        metadata["uid"] = event.event_id
-    if event.tenant:
-        metadata["tenant_uid"] = event.tenant
-    if event.stream:
-        metadata["log_name"] = event.stream
-    if isinstance(original_time, str) and original_time:
-        metadata["original_time"] = original_time
-    doc["metadata"] = metadata
+    doc["metadata"] = metadata_of(event, feature, original_time)
     record = event.record
     leftovers = {
         key: value
