@@ -16,6 +16,8 @@ import trustme
 import yaml
 
 from o365emulator import Emulator, EmulatorSettings, TenantSpec
+from support.clock import FakeClock
+from support.rws import RWS_PATH
 
 USERNAME = "reporter@contoso.onmicrosoft.com"
 PASSWORD = "Pa55-Wörd~never-echoed-42"
@@ -152,8 +154,18 @@ class Layout:
         return self.config
 
 
-def emulator_for(rows: int, *, anchor_age: timedelta = timedelta(hours=1)) -> Emulator:
-    """An emulator whose tenant signs in with the seed's user or an app secret; no late rows."""
+def emulator_for(
+    rows: int,
+    *,
+    anchor_age: timedelta = timedelta(hours=1),
+    clock: FakeClock | None = None,
+    **overrides: Any,
+) -> Emulator:
+    """An emulator whose tenant signs in with the seed's user or an app secret; no late rows.
+
+    ``clock``: the emulator runs on it (its anchor is ``anchor_age`` before its now);
+    ``overrides``: other :class:`EmulatorSettings` (``history_secs``, ``rws_…``).
+    """
     spec = TenantSpec(
         tenant_id=APP_TENANT,
         client_id=CLIENT_ID,
@@ -163,23 +175,26 @@ def emulator_for(rows: int, *, anchor_age: timedelta = timedelta(hours=1)) -> Em
         username=USERNAME,
         password=PASSWORD,
     )
-    settings = EmulatorSettings(
-        seed=11,
-        tenants=[spec],
-        history_secs=6 * 3600,
-        late_fraction=0.0,
-        status_change_fraction=0.0,
-        anchor=datetime.now(UTC) - anchor_age,
-    )
-    emulator = Emulator(settings)
+    now = clock.now() if clock is not None else datetime.now(UTC)
+    values: dict[str, Any] = {
+        "seed": 11,
+        "tenants": [spec],
+        "history_secs": 6 * 3600,
+        "late_fraction": 0.0,
+        "status_change_fraction": 0.0,
+        "anchor": now - anchor_age,
+        **overrides,
+    }
+    emulator = Emulator(EmulatorSettings(**values), clock=clock.now if clock else None)
     emulator.start()
     return emulator
 
 
 def native_block(url: str, **extra: Any) -> dict[str, Any]:
     """The ``o365collector:`` block pointing the tenant at the emulator, fast retries."""
+    endpoints = {"authority": url, "graph": url, "reporting": url + RWS_PATH}
     block: dict[str, Any] = {
-        "tenant": {"endpoints": {"authority": url, "graph": url, "reporting": url}},
+        "tenant": {"endpoints": endpoints},
         "collection": {
             "retry": {
                 "initial_interval_secs": 0.05,
@@ -211,6 +226,9 @@ class DevoReceiver:
         self.port = int(self.listener.getsockname()[1])
         self.buffer = bytearray()
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self.connections = 0  # accepted so far
+        self.open = 0  # not yet closed by the collector
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -228,10 +246,24 @@ class DevoReceiver:
         except (ssl.SSLError, OSError):
             raw.close()
             return
-        with contextlib.suppress(OSError, ssl.SSLError), sock:
-            while chunk := sock.recv(65536):
-                with self.lock:
-                    self.buffer.extend(chunk)
+        with self.changed:
+            self.connections += 1
+            self.open += 1
+        try:
+            with contextlib.suppress(OSError, ssl.SSLError), sock:
+                while chunk := sock.recv(65536):
+                    with self.lock:
+                        self.buffer.extend(chunk)
+        finally:
+            with self.changed:
+                self.open -= 1
+                self.changed.notify_all()
+
+    def wait_closed(self, timeout: float = 10.0) -> None:
+        """Wait until the collector has closed every connection: all it sent is here."""
+        with self.changed:
+            done = self.changed.wait_for(lambda: self.connections and not self.open, timeout)
+        assert done, f"the collector left {self.open} of {self.connections} connections open"
 
     def lines(self) -> list[tuple[str, dict[str, Any]]]:
         """Every received event as (table, record)."""

@@ -5,9 +5,10 @@ within a range, partition by partition. Every page's next link names its query i
 ``$filter``, so the work left after any link follows from the link alone: a stored link
 resumes the window after a restart without other state.
 
-- Per-row reports query the window as it is. RWS bound inclusivity is undocumented, so
-  windows are contiguous (next start = previous end) and the dedup store drops a row seen
-  at a boundary twice.
+- Per-row reports query the window as it is. RWS bound inclusivity is undocumented (the
+  emulator includes both), so windows are contiguous (next start = previous end) and a
+  query drops rows at or after its end: a row exactly on a bound is delivered by the query
+  that starts there, once, even where no dedup store runs (``fixed_delay``).
 - Aggregates query whole buckets only: ``[floor(start), floor(end))``. A bucket is read by
   the window during which it ended, so the plan's settle delay applies to the whole
   bucket; rows of other buckets (a range bound the service may include) are left to the
@@ -18,8 +19,11 @@ resumes the window after a restart without other state.
   answering a next link that carries the *remaining* ``$top``; a chain that ends exactly
   at its ``$top`` continues at the next offset with the collector's own ``$top``.
 - ``$skiptoken`` is a row offset and fails past 999,999: a query whose next page would
-  cross it is not followed but read again in two halves (the dedup store drops what the
-  first attempt delivered).
+  cross it is not followed but read again in two halves. The rows the abandoned range
+  delivered (every partition of it) are dropped from the halves by the reader itself, as
+  ``fixed_delay`` and aggregated streams run no dedup store; after a restart inside a
+  half that memory is gone, and the rest of the range may repeat such rows (same event
+  ids).
 """
 
 from __future__ import annotations
@@ -79,6 +83,48 @@ class Query:
     start: datetime
     end: datetime
     partition: int = 0
+
+
+class _Repeats:
+    """Rows that halves of a split range would deliver again, and the rows to remember for it.
+
+    ``current`` holds an identity (key fields, status and time as sent) of each row delivered
+    for the range being read, over all its partitions; a split moves them to ``skip`` until
+    the reading has passed the abandoned range's end.
+    """
+
+    def __init__(self) -> None:
+        self.bounds: tuple[datetime, datetime] | None = None
+        self.current: set[int] = set()
+        self.skip: set[int] = set()
+        self.skip_until: datetime | None = None
+
+    def enter(self, query: Query) -> None:
+        """Start remembering for ``query``'s range (a range read again starts afresh)."""
+        if (query.start, query.end) != self.bounds:
+            self.bounds = (query.start, query.end)
+            self.current = set()
+        if self.skip_until is not None and query.start >= self.skip_until:
+            self.skip = set()
+            self.skip_until = None
+
+    def split(self, abandoned: Query) -> None:
+        """``abandoned``'s range is read again in halves: what it delivered is not sent twice."""
+        self.skip |= self.current
+        self.current = set()
+        self.bounds = None
+        until = self.skip_until
+        self.skip_until = abandoned.end if until is None else max(until, abandoned.end)
+
+    def fresh(self, identities: list[int]) -> list[int]:
+        """Indexes of the rows to deliver; each is remembered for the current range."""
+        kept = []
+        for index, identity in enumerate(identities):
+            if identity in self.skip:
+                continue
+            self.current.add(identity)
+            kept.append(index)
+        return kept
 
 
 class ReportSource:
@@ -192,12 +238,13 @@ class ReportSource:
                 return
             query, url = first, self.query_url(first)
         seen = {url}
+        repeats = _Repeats()
         for index in range(self._max_pages):
             body, permit = await self._get_page(
                 url, priority, refused_resume=index == 0 and bool(resume_link)
             )
             try:
-                page, follow = self._page_of(url, body, query, window, seen, permit)
+                page, follow = self._page_of(url, body, query, window, (seen, repeats), permit)
             except BaseException:
                 permit.release()  # no page to hand over
                 raise
@@ -216,23 +263,42 @@ class ReportSource:
         body: ReportPage,
         query: Query,
         window: TimeWindow,
-        seen: set[str],
+        memory: tuple[set[str], _Repeats],
         permit: Permit,
     ) -> tuple[Page, tuple[str, Query] | None]:
         """The page (holding ``permit``) for ``body`` and where the window goes on (``None``: done).
 
+        ``memory``: the links read so far and the rows a split must not deliver again.
+
         Raises:
             SourceError: the next link came before (a loop).
         """
+        seen, repeats = memory
         records = self._in_range(body.records, query)
+        facts = self.facts_of(records)
+        if not self.spec.query_per_bucket:  # such a range is never split
+            repeats.enter(query)
+            time_field = self.spec.time_field
+            identities = [
+                hash((*fact[:3], record.get(time_field)))
+                for fact, record in zip(facts, records, strict=True)
+            ]
+            kept = repeats.fresh(identities)
+            if len(kept) < len(records):
+                records, facts = [records[i] for i in kept], [facts[i] for i in kept]
         follow = self._advance(url, body, query, window)
         if follow is not None:
             if follow[0] in seen:
                 msg = f"{self.spec.name}: the same next link came twice; stopping to avoid a loop"
                 raise SourceError(msg)
             seen.add(follow[0])
+            half = follow[1]
+            if (half.start, half.partition) == (query.start, query.partition) and (
+                half.end < query.end
+            ):
+                repeats.split(query)
         next_link = None if follow is None else follow[0]
-        return Page(records, next_link, self.facts_of(records), permit), follow
+        return Page(records, next_link, facts, permit), follow
 
     async def fetch_all(self, url: str, *, priority: int) -> list[dict[str, Any]]:
         """Every row of one query URL, following its next links (for per-message detail)."""
@@ -308,13 +374,16 @@ class ReportSource:
         return cast(ReportPage, body)
 
     def _in_range(self, records: list[dict[str, Any]], query: Query) -> list[dict[str, Any]]:
-        """Aggregates: drop rows of buckets outside the query (another window owns them)."""
-        if not self.spec.aggregated:
-            return records
+        """Drop rows another query owns.
+
+        Aggregates: rows of buckets outside ``[start, end)``. Per-row reports: rows at or
+        after ``EndDate`` (RWS may include both bounds): the query starting there reads them.
+        """
+        start = query.start if self.spec.aggregated else None
         kept = []
         for record in records:
             moment = record_time(self.spec, record)
-            if moment is None or query.start <= moment < query.end:
+            if moment is None or ((start is None or start <= moment) and moment < query.end):
                 kept.append(record)
         return kept
 
