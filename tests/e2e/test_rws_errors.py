@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from pytest_httpserver import HTTPServer
 from structlog.testing import capture_logs
@@ -20,7 +21,7 @@ from werkzeug import Request, Response
 from o365collector.app import Collector, RunOptions, RunResult
 from o365collector.config.loader import parse_settings
 from o365collector.state.sqlite import SqliteStateStore
-from support.rws import CLIENT_ID, RWS_PATH, SAMPLES, SECRET, TENANT_ID
+from support.rws import CLIENT_ID, RWS_PATH, SAMPLES, SECRET, TENANT_ID, shared_or_skip
 
 STREAM = "rws.MessageTrace"
 LOOKBACK = 3600
@@ -30,26 +31,20 @@ SERVICE_DOC = (
     '<collection href="MessageTrace"><atom:title>MessageTrace</atom:title></collection>'
     "</workspace></service>"
 )
-HTML_401 = (
-    "<title>401 - Unauthorized: Access is denied due to invalid credentials.</title><body>"
-    "<h2>401 - Unauthorized: Access is denied due to invalid credentials.</h2></body>"
-)
-BODY_403 = '{"ErrorCode":"","Message":"No permission to access the report for the organization ."}'
-BODY_400 = (
-    '{"error":{"code":"","message":{"lang":"en-US","value":"Type '
-    "'TenantReporting.MessageTrace' does not have a property named 'Organizations'\"}}}"
-)
-BODY_500 = (
-    '{"odata.error":{"code":"UnknownError","message":{"lang":"","value":'
-    '"An error has occurred on the server."}}}'
-)
 EMPTY_PAGE = '{"d":{"results":[]}}'
 Handler = Callable[[Request], Response]
 
 
-def _sample(name: str, fallback: str) -> str:
-    path = SAMPLES / name
-    return path.read_text(encoding="utf-8") if path.exists() else fallback
+def _sample(name: str) -> str:
+    """A captured Microsoft answer from ../shared/reference/samples (skips, or fails in CI, when
+    the samples are not checked out)."""
+    return shared_or_skip(SAMPLES / name).read_text(encoding="utf-8")
+
+
+def _server_error() -> str:
+    """The 500 body the service answered at the skiptoken ceiling (a Microsoft Q&A capture)."""
+    sample = orjson.loads(_sample("msqa_rws_nextlink_and_500.json"))
+    return orjson.dumps(sample["http_500_body_when_following_that_link"]).decode()
 
 
 class Microsoft:
@@ -150,7 +145,7 @@ def _failure_line(result: RunResult, logs: list[dict[str, Any]]) -> str:
 
 
 def test_401_html_renews_the_token_once_then_names_the_credential_fix(httpserver, tmp_path):
-    html = _sample("sekoia_rws_error_401.html", HTML_401)
+    html = _sample("sekoia_rws_error_401.html")
     ms = Microsoft(httpserver, lambda _: Response(html, 401, content_type="text/html"))
     result, logs, started = _run(httpserver, tmp_path)
     line = _failure_line(result, logs)
@@ -163,7 +158,7 @@ def test_401_html_renews_the_token_once_then_names_the_credential_fix(httpserver
 
 
 def test_403_no_permission_names_the_missing_role(httpserver, tmp_path):
-    body = _sample("sekoia_rws_error_403.json", BODY_403)
+    body = _sample("sekoia_rws_error_403.json")
     ms = Microsoft(httpserver, lambda _: Response(body, 403, content_type="application/json"))
     result, logs, started = _run(httpserver, tmp_path)
     line = _failure_line(result, logs)
@@ -174,8 +169,10 @@ def test_403_no_permission_names_the_missing_role(httpserver, tmp_path):
 
 
 def test_403_on_the_service_document_stops_before_any_report_is_asked(httpserver, tmp_path):
+    body = _sample("sekoia_rws_error_403.json")
+
     def refuse(_: Request) -> Response:
-        return Response(BODY_403, 403, content_type="application/json")
+        return Response(body, 403, content_type="application/json")
 
     ms = Microsoft(httpserver, lambda _: Response(EMPTY_PAGE, 200), service=refuse)
     result, logs, started = _run(httpserver, tmp_path)
@@ -197,7 +194,7 @@ def test_404_says_the_report_is_not_offered(httpserver, tmp_path):
 
 
 def test_400_is_a_loud_collector_bug(httpserver, tmp_path):
-    body = _sample("msdocs_rws_error_400_partial.json", BODY_400)
+    body = _sample("msdocs_rws_error_400_partial.json")
     ms = Microsoft(httpserver, lambda _: Response(body, 400, content_type="application/json"))
     result, logs, started = _run(httpserver, tmp_path)
     line = _failure_line(result, logs)
@@ -207,18 +204,24 @@ def test_400_is_a_loud_collector_bug(httpserver, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "ctype", "says"),
+    ("status", "make_body", "ctype", "says"),
     [
-        (500, BODY_500, "application/json", "HTTP 500: UnknownError: An error has occurred"),
-        (503, "busy", "text/plain", "HTTP 503: busy"),
-        (200, HTML_401, "text/html", "HTTP 200 with an unexpected body (text/html"),
-        (200, SERVICE_DOC, "application/atom+xml", "HTTP 200 with an unexpected body"),
+        (500, _server_error, "application/json", "HTTP 500: UnknownError: An error has occurred"),
+        (503, lambda: "busy", "text/plain", "HTTP 503: busy"),
+        (
+            200,
+            lambda: _sample("sekoia_rws_error_401.html"),
+            "text/html",
+            "HTTP 200 with an unexpected body (text/html",
+        ),
+        (200, lambda: SERVICE_DOC, "application/atom+xml", "HTTP 200 with an unexpected body"),
     ],
     ids=["500", "503", "html-200", "atom-200"],
 )
 def test_transient_answers_are_retried_then_reported_never_read_as_no_rows(
-    httpserver, tmp_path, status, body, ctype, says
+    httpserver, tmp_path, status, make_body, ctype, says
 ):
+    body = make_body()
     ms = Microsoft(httpserver, lambda _: Response(body, status, content_type=ctype))
     result, logs, started = _run(httpserver, tmp_path)
     line = _failure_line(result, logs)

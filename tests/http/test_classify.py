@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import orjson
 import pytest
@@ -14,8 +12,8 @@ from o365collector.http.classify import (
     classify_graph,
     classify_transport_error,
 )
+from support.rws import SAMPLES, shared_or_skip
 
-SAMPLES = Path("/work/shared/reference/samples")
 REQUEST = httpx.Request("GET", "https://graph.microsoft.com/x")
 JSON = {"content-type": "application/json"}
 
@@ -98,9 +96,7 @@ def test_html_body_reason_names_content_type() -> None:
 
 
 def test_401_missing_service_principal_is_setup_failure() -> None:
-    sample = SAMPLES / "msgraph_401_missing_service_principal_partial.json"
-    if not sample.is_file():
-        pytest.skip(f"{sample} not available")
+    sample = shared_or_skip(SAMPLES / "msgraph_401_missing_service_principal_partial.json")
     verdict = classify_graph(_response(401, sample.read_bytes(), JSON))
     assert verdict.action is Action.FAIL_SETUP
     assert "8bd644d1-64a1-4d4b-ae52-2e0cbf64e373" in verdict.reason

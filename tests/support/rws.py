@@ -7,6 +7,7 @@ by name.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,10 +36,18 @@ SAMPLES = SHARED / "reference" / "samples"
 FIXTURES = SHARED / "fixtures"
 
 
+REQUIRE_SHARED = "O365COLLECTOR_REQUIRE_SHARED"
+
+
 def shared_or_skip(path: Path) -> Path:
-    """``path`` under ../shared, or skip: the peer samples are not shipped with the repo."""
+    """``path`` under ../shared; when it is absent, skip with the reason (the peer samples and
+    fixtures are not shipped with the repository), or fail where ``O365COLLECTOR_REQUIRE_SHARED``
+    is set (CI, which has ../shared beside the repository)."""
     if not path.exists():
-        pytest.skip(f"{path} is absent: the shared reference samples are not checked out")
+        reason = f"{path} is absent: the shared reference samples are not checked out"
+        if os.environ.get(REQUIRE_SHARED):
+            pytest.fail(f"{reason}, and {REQUIRE_SHARED} is set")
+        pytest.skip(reason)
     return path
 
 

@@ -18,9 +18,8 @@ from o365collector.sources.reporting.source import ReportSource
 from o365collector.streams.catalog import CATALOG, listed_reports
 from o365collector.windows import TimeWindow
 from o365emulator import Emulator
-from o365emulator.reporting_format import NO_PERMISSION, UNAUTHORIZED_HTML
 from o365emulator.settings import MESSAGE_TRACE_ROLE
-from support.rws import ANCHOR, RWS_PATH, SAMPLES, TENANT_ID, bearer
+from support.rws import ANCHOR, RWS_PATH, SAMPLES, TENANT_ID, bearer, shared_or_skip
 
 DAY_FILTER = (
     "StartDate eq datetime'2026-01-19T00:00:00Z' and EndDate eq datetime'2026-01-20T00:00:00Z'"
@@ -123,21 +122,31 @@ def test_atom_when_json_is_not_asked(client) -> None:
         parse_envelope(response.content)
 
 
+def _sample(name: str) -> bytes:
+    """A captured Microsoft answer from ../shared/reference/samples."""
+    return shared_or_skip(SAMPLES / name).read_bytes()
+
+
 def test_error_bodies_are_the_captured_ones(client) -> None:
+    """The emulator's 401, 400 and ceiling 500 are the answers captured from the real service
+    (byte for byte, JSON for JSON, or word for word for another report), not its own constants."""
     unauthorized = client.get(RWS_PATH + "/MessageTrace", headers={"Authorization": "Bearer junk"})
     assert unauthorized.status_code == 401
-    assert unauthorized.content == UNAUTHORIZED_HTML
-    if (SAMPLES / "sekoia_rws_error_401.html").exists():
-        assert (SAMPLES / "sekoia_rws_error_401.html").read_bytes().strip() == UNAUTHORIZED_HTML
+    assert unauthorized.headers["content-type"].startswith("text/html")
+    assert unauthorized.content == _sample("sekoia_rws_error_401.html").strip()
     graph_token = client.get(
         RWS_PATH + "/MessageTrace", headers=bearer(client, "https://graph.microsoft.com/.default")
     )
     assert graph_token.status_code == 401  # a Graph token is not an Exchange token
     bad = _get(client, "/MessageTrace", **{"$filter": "Organizations eq 'x'", "$format": "json"})
     assert bad.status_code == 400
-    assert orjson.loads(bad.content)["error"]["message"]["value"].startswith(
-        "Type 'TenantReporting.MessageTrace' does not have a property named 'Organizations'"
-    )
+    # the capture is of another report, and cut short after "'TenantReporting.MailFilte"
+    captured = orjson.loads(_sample("msdocs_rws_error_400_partial.json"))["error"]
+    said = captured["message"]["value"].replace("MailFilterListReport", "MessageTrace")
+    said = said[: said.rindex("'TenantReporting.") + len("'TenantReporting.")]
+    error = orjson.loads(bad.content)["error"]
+    assert (error["code"], error["message"]["lang"]) == ("", captured["message"]["lang"])
+    assert error["message"]["value"] == f"{said}MessageTrace'."
     light = _get(
         client,
         "/MessageTrace",
@@ -149,9 +158,8 @@ def test_error_bodies_are_the_captured_ones(client) -> None:
         client, "/MessageTrace", {"Accept": "application/json"}, **{"$skiptoken": "999999"}
     )
     assert ceiling.status_code == 500
-    if (SAMPLES / "msqa_rws_nextlink_and_500.json").exists():
-        sample = orjson.loads((SAMPLES / "msqa_rws_nextlink_and_500.json").read_bytes())
-        assert orjson.loads(ceiling.content) == sample["http_500_body_when_following_that_link"]
+    sample = orjson.loads(_sample("msqa_rws_nextlink_and_500.json"))
+    assert orjson.loads(ceiling.content) == sample["http_500_body_when_following_that_link"]
 
 
 def test_roles_no_reader_role_is_403_and_no_permission_is_401(emulator) -> None:
@@ -159,11 +167,7 @@ def test_roles_no_reader_role_is_403_and_no_permission_is_401(emulator) -> None:
     with httpx.Client(base_url=no_reader.base_url) as http:
         response = http.get(RWS_PATH + "/MessageTrace", headers=bearer(http))
         assert response.status_code == 403
-        assert orjson.loads(response.content) == NO_PERMISSION
-        if (SAMPLES / "sekoia_rws_error_403.json").exists():
-            assert (
-                orjson.loads((SAMPLES / "sekoia_rws_error_403.json").read_bytes()) == NO_PERMISSION
-            )
+        assert orjson.loads(response.content) == orjson.loads(_sample("sekoia_rws_error_403.json"))
     no_permission = emulator(tenant={"roles": [MESSAGE_TRACE_ROLE]})
     with httpx.Client(base_url=no_permission.base_url) as http:
         assert http.get(RWS_PATH + "/", headers=bearer(http)).status_code == 401

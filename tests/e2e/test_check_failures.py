@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import trustme
 
 from o365collector.check.translate import diagnose
 from o365collector.config.loader import parse_settings
@@ -20,6 +21,7 @@ from support.auth import (
     tenant_config,
     tenant_id,
 )
+from support.https import https_server
 
 SP_COMMAND = "New-MgServicePrincipal -AppId 8bd644d1-64a1-4d4b-ae52-2e0cbf64e373"
 
@@ -133,14 +135,29 @@ def test_tls_failure_names_ca_bundle(tmp_path) -> None:
     assert "ca_bundle" in finding.fix
 
 
-def test_tls_trusted_with_ca_bundle_gets_past_the_handshake(tmp_path) -> None:
-    listener = TlsListener(tmp_path)
-    try:
-        tenant = tenant_config(listener.url, ca_bundle=str(listener.ca_file))
-        report = check(config(tmp_path, tenant))
-    finally:
-        listener.close()
-    assert only(report, "token graph").problem != "tls_failure"
+def test_tls_trusted_with_ca_bundle_reads_the_sign_in_answer(tmp_path) -> None:
+    """With ``ca_bundle`` naming the private CA, the handshake passes and Entra's answer is
+    read: a refused secret is reported as such, not as a TLS or network failure."""
+    ca = trustme.CA()
+    bundle = tmp_path / "private-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    with https_server(ca) as server:
+        server.expect_request(
+            f"/{tenant_id(0)}/oauth2/v2.0/token", method="POST"
+        ).respond_with_json(
+            {
+                "error": "invalid_client",
+                "error_description": "AADSTS7000215: Invalid client secret provided.",
+                "error_codes": [7000215],
+            },
+            status=401,
+        )
+        url = server.url_for("").rstrip("/")
+        report = check(config(tmp_path, tenant_config(url, ca_bundle=str(bundle))))
+        assert len(server.log) == 1  # the token request arrived over TLS
+    finding = only(report, "token graph")
+    assert (finding.status, finding.problem) == ("fail", "invalid_credentials")
+    assert "AADSTS7000215" in finding.detail
 
 
 def test_sink_not_writable(emulator, tmp_path) -> None:
