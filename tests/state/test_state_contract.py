@@ -335,6 +335,18 @@ def test_expire_seen_removes_only_expired_facts(store: StateStore) -> None:
     assert store.seen_statuses([b"edge", b"new"]) == {b"new": "delivered"}
 
 
+def test_expire_seen_of_one_scope_keeps_every_other_streams_facts(store: StateStore) -> None:
+    mine, other = dedup_scope("contoso", MT), dedup_scope("contoso", "rws.MailTraffic")
+    store.remember(mine, [(b"mine", "delivered", 1000)])
+    store.remember(other, [(b"other", "delivered", 1000)])
+    store.remember(dedup_scope("fabrikam", MT), [(b"theirs", "delivered", 1000)])
+    assert store.expire_seen(2000, mine) == 1
+    assert store.seen_statuses([b"mine", b"other", b"theirs"]) == {
+        b"other": "delivered",
+        b"theirs": "delivered",
+    }
+
+
 def test_a_fact_keeps_its_latest_expiry(store: StateStore) -> None:
     scope = dedup_scope("contoso", MT)
     store.remember(scope, [(b"a", "pending", 5000)])

@@ -314,10 +314,20 @@ class StreamWorker:
         )
 
     async def _expire_dedup(self) -> None:
+        """Forget this stream's facts that no lane can read again.
+
+        A fact of a window expires ``remember_secs`` after the window's end, and not before
+        ``final`` has passed the window: after an outage longer than that, ``final`` still
+        has to read what ``live`` delivered before it.
+        """
         now = self.ctx.clock.now()
         if self._last_expiry is None or now - self._last_expiry >= _EXPIRE_EVERY:
             self._last_expiry = now
-            await self.store.expire_seen(int(now.timestamp()))
+            cutoff = now
+            final = self._marks.get("final")
+            if final is not None:
+                cutoff = min(now, final + timedelta(seconds=self.plan.remember_secs))
+            await self.store.expire_seen(int(cutoff.timestamp()), self.ctx.dedup.scope)
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:

@@ -39,6 +39,7 @@ _READS: dict[str, LiteralString] = {
     "WHERE tenant = %(tenant)s AND stream = %(stream)s",
     "seen": "SELECT row_key, statuses FROM {s}.seen WHERE row_key = ANY(%(keys)s::bytea[])",
     "expire": "DELETE FROM {s}.seen WHERE expires_at < %(now)s",
+    "expire_scope": "DELETE FROM {s}.seen WHERE expires_at < %(now)s AND scope = %(scope)s",
     "markers": "SELECT tenant, stream, marker FROM {s}.stream_resets",
 }
 _WRITES: dict[str, LiteralString] = {

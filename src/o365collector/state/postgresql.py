@@ -172,12 +172,15 @@ class PostgresStateStore:
         tenant = scope.split("\x1f", 1)[0]  # see dedup_scope
         self._write("remember", tenant, params, "write dedup fingerprints")
 
-    def expire_seen(self, now_epoch: int) -> int:
+    def expire_seen(self, now_epoch: int, scope: str | None = None) -> int:
         """Forget delivered facts whose re-read horizon has passed; returns how many rows."""
         self._writable("expire dedup fingerprints")
+        params: dict[str, int | str] = {"now": now_epoch}
+        sql = self._sql["expire"]
+        if scope is not None:
+            sql, params["scope"] = self._sql["expire_scope"], scope
         return self.database.run(
-            "expire dedup fingerprints in",
-            lambda conn: conn.execute(self._sql["expire"], {"now": now_epoch}).rowcount,
+            "expire dedup fingerprints in", lambda conn: conn.execute(sql, params).rowcount
         )
 
     def reset(self, tenant: str | None = None, stream: str | None = None) -> int:

@@ -230,9 +230,13 @@ class SqliteStateStore:
             msg = f"cannot write dedup fingerprints to {self.path}: {exc}"
             raise StateError(msg) from exc
 
-    def expire_seen(self, now_epoch: int) -> int:
+    def expire_seen(self, now_epoch: int, scope: str | None = None) -> int:
         """Forget delivered facts whose re-read horizon has passed; returns how many rows."""
-        return self._db.execute("DELETE FROM seen WHERE expires_at < ?", (now_epoch,)).rowcount
+        if scope is None:
+            return self._db.execute("DELETE FROM seen WHERE expires_at < ?", (now_epoch,)).rowcount
+        return self._db.execute(
+            "DELETE FROM seen WHERE expires_at < ? AND scope = ?", (now_epoch, scope)
+        ).rowcount
 
     def reset(self, tenant: str | None = None, stream: str | None = None) -> int:
         """Forget checkpoints (all, one tenant's, or one stream's); returns rows removed.

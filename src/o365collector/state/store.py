@@ -140,8 +140,12 @@ class DedupStore(Protocol):
         """
         ...
 
-    def expire_seen(self, now_epoch: int) -> int:
-        """Forget facts whose expiry is before ``now_epoch``; returns how many keys."""
+    def expire_seen(self, now_epoch: int, scope: str | None = None) -> int:
+        """Forget facts whose expiry is before ``now_epoch``; returns how many keys.
+
+        ``scope`` (see :func:`dedup_scope`): only that stream's facts (``None``: every
+        stream's). A stream expires its own facts, against its own lanes' progress.
+        """
         ...
 
 

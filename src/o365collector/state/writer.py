@@ -85,9 +85,9 @@ class StateWriter:
         """See :meth:`~o365collector.state.store.DedupStore.remember`."""
         await self._call(self.store.remember, scope, facts)
 
-    async def expire_seen(self, now_epoch: int) -> int:
+    async def expire_seen(self, now_epoch: int, scope: str | None = None) -> int:
         """See :meth:`~o365collector.state.store.DedupStore.expire_seen`."""
-        return await self._call(self.store.expire_seen, now_epoch)
+        return await self._call(self.store.expire_seen, now_epoch, scope)
 
     def close(self) -> None:
         """Wait for the calls already started, then stop the threads (the store stays open)."""
