@@ -100,6 +100,7 @@ class Deduplicator:
         tenant, stream, records = self.tenant, self.stream, page.records
         inflight = self._inflight
         out = PageFacts()
+        in_page: set[Fact] = set()  # new facts of this page: an API may list a row twice
         for record, (_, _, status, _), (key, state) in zip(
             records, page.facts, row_keys, strict=True
         ):
@@ -112,6 +113,10 @@ class Deduplicator:
                 out.waits.append(pending)
                 out.known += 1
                 continue
+            if (key, status) in in_page:
+                out.known += 1
+                continue
+            in_page.add((key, status))
             if prior is None:
                 out.new_rows += 1
             else:
