@@ -21,7 +21,8 @@ from werkzeug import Request, Response
 from o365collector.app import Collector, RunOptions, RunResult
 from o365collector.config.loader import parse_settings
 from o365collector.state.sqlite import SqliteStateStore
-from support.rws import CLIENT_ID, RWS_PATH, SAMPLES, SECRET, TENANT_ID, shared_or_skip
+from support.rws import CLIENT_ID, RWS_PATH, SECRET, TENANT_ID
+from support.shared import SAMPLES, shared_or_skip
 
 STREAM = "rws.MessageTrace"
 LOOKBACK = 3600

@@ -12,7 +12,7 @@ from o365collector.http.classify import (
     classify_graph,
     classify_transport_error,
 )
-from support.rws import SAMPLES, shared_or_skip
+from support.shared import SAMPLES, shared_or_skip
 
 REQUEST = httpx.Request("GET", "https://graph.microsoft.com/x")
 JSON = {"content-type": "application/json"}

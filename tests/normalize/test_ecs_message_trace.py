@@ -20,11 +20,11 @@ from support.ecs_fields import (
     flatten,
     load_ecs,
 )
+from support.shared import SAMPLES, shared_or_skip
 
 GOLDEN_DIR = (
     FIXTURES / "elastic-integrations" / "data_stream" / "log" / "_dev" / "test" / "pipeline"
 )
-SAMPLES = FIXTURES.parent / "reference" / "samples"
 GRAPH_STREAM = "message_trace"
 RWS_STREAM = "rws.MessageTrace"
 TENANT = "contoso"
@@ -92,8 +92,7 @@ def as_graph(rws: dict[str, Any]) -> dict[str, Any]:
 
 def golden_pairs() -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], list[str]]:
     """(input row, expected document) pairs and the configured local domains."""
-    if not GOLDEN_DIR.is_dir():
-        pytest.skip(f"Elastic golden pair not found at {GOLDEN_DIR.resolve()}")
+    shared_or_skip(GOLDEN_DIR)
     config = yaml.safe_load((GOLDEN_DIR / "test-common-config.yml").read_text())
     local_domains = list(config["fields"]["_conf.local_domains"])
     lines = (GOLDEN_DIR / "test-log.log").read_text().splitlines()
@@ -310,27 +309,24 @@ def sample_documents() -> Iterator[dict[str, Any]]:
                 graph_event({**GRAPH_ROW, "status": status.lower()}), local_domains=domains
             )
     yield from published_sample_documents()
-    if GOLDEN_DIR.is_dir():
-        pairs, local_domains = golden_pairs()
-        for row, _ in pairs:
-            yield message_trace_to_ecs(
-                rws_event(row), local_domains=local_domains, include_original=True
-            )
+    pairs, local_domains = golden_pairs()
+    for row, _ in pairs:
+        yield message_trace_to_ecs(
+            rws_event(row), local_domains=local_domains, include_original=True
+        )
 
 
 def published_sample_documents() -> Iterator[dict[str, Any]]:
     """Rows Microsoft's Graph docs and Sekoia's RWS verbose capture show, when present."""
     graph = SAMPLES / "msgraph_v1_messagetraces_list.json"
     verbose = SAMPLES / "sekoia_rws_messagetrace_verbose.json"
-    if graph.is_file():
-        for row in orjson.loads(graph.read_bytes())["value"]:
-            yield message_trace_to_ecs(graph_event(row), local_domains=("contoso.com",))
-    if verbose.is_file():
-        for row in orjson.loads(verbose.read_bytes())["d"]["results"]:
-            doc = message_trace_to_ecs(rws_event(row), include_original=True)
-            assert doc["@timestamp"].endswith("Z")
-            assert "__metadata" not in doc.get("o365", {}).get("message_trace", {})
-            yield doc
+    for row in orjson.loads(shared_or_skip(graph).read_bytes())["value"]:
+        yield message_trace_to_ecs(graph_event(row), local_domains=("contoso.com",))
+    for row in orjson.loads(shared_or_skip(verbose).read_bytes())["d"]["results"]:
+        doc = message_trace_to_ecs(rws_event(row), include_original=True)
+        assert doc["@timestamp"].endswith("Z")
+        assert "__metadata" not in doc.get("o365", {}).get("message_trace", {})
+        yield doc
 
 
 def test_every_field_is_ecs_9_4_with_a_compatible_type_or_product_namespaced() -> None:

@@ -12,15 +12,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from o365collector.dates import parse_date
+from support.shared import FIXTURES, shared_or_skip
 
-FIXTURES = Path(__file__).parents[2] / ".." / "shared" / "fixtures"
 ECS_FLAT = FIXTURES / "ecs-9.4.0" / "ecs_flat.yml"
 PRODUCT_PREFIXES = ("o365collector.", "o365.")
 STRING_TYPES = {"keyword", "wildcard", "constant_keyword", "match_only_text", "text", "flattened"}
@@ -70,9 +68,9 @@ def _read_ecs() -> EcsFields | None:
 
 def load_ecs() -> EcsFields:
     """The ECS 9.4.0 flat field list (read once); skips the test when it is absent."""
+    shared_or_skip(ECS_FLAT)
     fields = _read_ecs()
-    if fields is None:
-        pytest.skip(f"ECS 9.4.0 field list not found at {ECS_FLAT.resolve()}")
+    assert fields is not None
     return fields
 
 

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
-SCHEMA_DIR = Path(__file__).parents[2] / ".." / "shared" / "fixtures" / "ocsf-schema-1.8.0"
+from support.shared import FIXTURES, shared_or_skip
+
+SCHEMA_DIR = FIXTURES / "ocsf-schema-1.8.0"
 
 PRIMITIVES: dict[str, tuple[type, ...]] = {
     "string_t": (str,),
@@ -273,8 +274,7 @@ def _is_primitive(item: Any, primitive: str) -> bool:
 
 def schema_or_skip() -> Path:
     """The schema source tree, or skip the test: it is not shipped with the repo."""
-    if not (SCHEMA_DIR / "dictionary.json").is_file():
-        pytest.skip(f"OCSF 1.8.0 schema source not found at {SCHEMA_DIR.resolve()}")
+    shared_or_skip(SCHEMA_DIR / "dictionary.json")
     return SCHEMA_DIR
 
 

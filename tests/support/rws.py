@@ -7,10 +7,8 @@ by name.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,25 +28,6 @@ CLIENT_ID = "9b8c7d6e-0000-4000-8000-00000000c0c1"
 SECRET = "rws-test-secret~0123456789"
 RWS_PATH = "/ecp/reportingwebservice/reporting.svc"
 EXCHANGE_SCOPE = "https://outlook.office365.com/.default"
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-SAMPLES = SHARED / "reference" / "samples"
-FIXTURES = SHARED / "fixtures"
-
-
-REQUIRE_SHARED = "O365COLLECTOR_REQUIRE_SHARED"
-
-
-def shared_or_skip(path: Path) -> Path:
-    """``path`` under ../shared; when it is absent, skip with the reason (the peer samples and
-    fixtures are not shipped with the repository), or fail where ``O365COLLECTOR_REQUIRE_SHARED``
-    is set (CI, which has ../shared beside the repository)."""
-    if not path.exists():
-        reason = f"{path} is absent: the shared reference samples are not checked out"
-        if os.environ.get(REQUIRE_SHARED):
-            pytest.fail(f"{reason}, and {REQUIRE_SHARED} is set")
-        pytest.skip(reason)
-    return path
 
 
 def emulator_settings(

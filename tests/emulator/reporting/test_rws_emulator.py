@@ -19,7 +19,8 @@ from o365collector.streams.catalog import CATALOG, listed_reports
 from o365collector.windows import TimeWindow
 from o365emulator import Emulator
 from o365emulator.settings import MESSAGE_TRACE_ROLE
-from support.rws import ANCHOR, RWS_PATH, SAMPLES, TENANT_ID, bearer, shared_or_skip
+from support.rws import ANCHOR, RWS_PATH, TENANT_ID, bearer
+from support.shared import SAMPLES, shared_or_skip
 
 DAY_FILTER = (
     "StartDate eq datetime'2026-01-19T00:00:00Z' and EndDate eq datetime'2026-01-20T00:00:00Z'"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import structlog
@@ -26,8 +25,9 @@ from o365collector.sources.graph.statuses import (
 )
 from o365collector.windows import TimeWindow
 from support.mock_api import GRAPH, SCOPE, token_response
+from support.shared import SHARED, shared_or_skip
 
-API_FACTS = Path("/work/shared/reference/api-facts.md")
+API_FACTS = SHARED / "reference" / "api-facts.md"
 WINDOW = TimeWindow(datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 1, 1, tzinfo=UTC))
 LONG = "someVeryLongStatusNameThatMicrosoftMightAddOneDayForNoReason"
 
@@ -60,14 +60,14 @@ def test_known_statuses_are_the_documented_members_before_unknown_future_value()
         "quarantined",
         "filteredasspam",
     } == KNOWN_STATUSES
-    if API_FACTS.is_file():  # the reference lists the enum in the resource table
-        line = next(
-            line
-            for line in API_FACTS.read_text(encoding="utf-8").splitlines()
-            if line.startswith("| status | exchangeMessageTraceStatus")
-        )
-        members = {m.lower() for m in re.findall(r"`(\w+)`", line.split("(the last")[0])}
-        assert members - {"unknownfuturevalue", "recalled"} == KNOWN_STATUSES
+    # The reference lists the enum in the resource table.
+    line = next(
+        line
+        for line in shared_or_skip(API_FACTS).read_text(encoding="utf-8").splitlines()
+        if line.startswith("| status | exchangeMessageTraceStatus")
+    )
+    members = {m.lower() for m in re.findall(r"`(\w+)`", line.split("(the last")[0])}
+    assert members - {"unknownfuturevalue", "recalled"} == KNOWN_STATUSES
 
 
 async def test_unknown_statuses_are_delivered_untouched_and_counted(api_factory) -> None:

@@ -13,7 +13,7 @@ from o365collector.sources.reporting.dates import canonical_date
 from o365collector.sources.reporting.envelope import parse_envelope, read_envelope
 from o365collector.sources.reporting.records import record_key, record_time
 from o365collector.streams.catalog import CATALOG
-from support.rws import FIXTURES, SAMPLES
+from support.shared import FIXTURES, SAMPLES
 
 MESSAGE_TRACE = CATALOG["MessageTrace"]
 

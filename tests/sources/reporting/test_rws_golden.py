@@ -39,7 +39,8 @@ from o365collector.sources.reporting.paging import (
 from o365collector.sources.reporting.source import ReportSource
 from o365collector.streams.catalog import CATALOG
 from o365collector.windows import TimeWindow, parse_iso
-from support.rws import FIXTURES, SAMPLES, shared_or_skip, token_response
+from support.rws import token_response
+from support.shared import FIXTURES, SAMPLES, shared_or_skip
 
 GOLDEN = Path(__file__).parent / "golden" / "rws_message_trace.json"
 RWS = "https://reports.office365.com/ecp/reportingwebservice/reporting.svc"
