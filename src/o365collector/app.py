@@ -103,7 +103,8 @@ class Collector:
         ``streams`` limits which configured streams run. The edges a caller may replace:
         ``clock`` (every wait, timestamp and budget window), ``http_client_factory`` (each
         tenant's HTTP client; default :func:`default_http_client`) and ``executor`` (where
-        blocking file writes run; default the event loop's thread pool).
+        blocking file writes and state calls run, in the order they are made; default the
+        event loop's thread pool for files and the state's own threads).
         """
         self.http_client_factory = http_client_factory or default_http_client
         self.executor = executor
@@ -147,7 +148,9 @@ class Collector:
                 apply_configured_resets(settings, opened, self.clock.now())
             # Every later state call runs off the event loop, on as many threads as the
             # backend has connections (SQLite: one writer).
-            store = StateWriter(opened, threads=settings.state.pool_size if shared else 1)
+            store = StateWriter(
+                opened, threads=settings.state.pool_size if shared else 1, executor=self.executor
+            )
             held.callback(store.close)  # first: calls already started finish before the close
             self._install_signals()
             held.callback(self._remove_signals)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
@@ -34,10 +34,19 @@ _T = TypeVar("_T")
 class StateWriter:
     """Awaitable :class:`~o365collector.state.store.StreamState`, run on its own threads."""
 
-    def __init__(self, store: StreamState, *, threads: int = 1) -> None:
-        """Run ``store``'s calls on ``threads`` threads (1: in the order they are made)."""
+    def __init__(
+        self, store: StreamState, *, threads: int = 1, executor: Executor | None = None
+    ) -> None:
+        """Run ``store``'s calls on ``threads`` threads (1: in the order they are made).
+
+        ``executor``: run them there instead (the caller's; it must keep their order, and
+        it is not shut down here), e.g. inline on the loop's thread for a virtual clock.
+        """
         self.store = store
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="state")
+        self._own = executor is None
+        self._pool: Executor = executor or ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="state"
+        )
 
     async def _call(self, fn: Callable[..., _T], *args: object) -> _T:
         loop = asyncio.get_running_loop()
@@ -91,4 +100,5 @@ class StateWriter:
 
     def close(self) -> None:
         """Wait for the calls already started, then stop the threads (the store stays open)."""
-        self._pool.shutdown(wait=True)
+        if self._own:
+            self._pool.shutdown(wait=True)
