@@ -6,6 +6,7 @@ The first implementation of :class:`~o365collector.state.store.StateStore`; buil
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from datetime import datetime
@@ -83,28 +84,43 @@ class SqliteStateStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self._db.execute(
-                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) < SCHEMA_VERSION:
-                self._upgrade(int(row[0]))
-            elif int(row[0]) > SCHEMA_VERSION:
-                msg = (
-                    f"{path} was written by a newer o365collector (schema {row[0]}); "
-                    "upgrade o365collector or point state_dir elsewhere"
-                )
+            try:
+                self._prepare()
+            except BaseException:
                 self._db.close()
-                raise StateError(msg)
-        except (sqlite3.Error, OSError) as exc:
-            msg = f"cannot open state database {path}: {exc}; check state_dir and its permissions"
+                raise
+        except sqlite3.Error as exc:
+            raise _open_error(path, exc, "open") from exc
+        except OSError as exc:
+            msg = f"cannot open state database {path}: {exc}; {_ACCESS_HINT}"
             raise StateError(msg) from exc
+
+    def _prepare(self) -> None:
+        """Settings, integrity, schema: create it, upgrade it, or refuse a newer one."""
+        self._db.execute("PRAGMA busy_timeout=5000")
+        damage = _damage(self._db)
+        if damage:
+            raise StateError(damaged_message(self.path, damage))
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            return
+        version = _schema_version(row[0], self.path, "open")
+        if version < SCHEMA_VERSION:
+            self._upgrade(version)
+        elif version > SCHEMA_VERSION:
+            msg = (
+                f"{self.path} was written by a newer o365collector (schema {version}, this "
+                f"one reads {SCHEMA_VERSION}); upgrade o365collector, or restore a backup of "
+                "the state written by this version, or point state_dir elsewhere"
+            )
+            raise StateError(msg)
 
     def _upgrade(self, version: int) -> None:
         """Bring a database of an older schema to this one (checkpoints are kept).
@@ -226,17 +242,23 @@ class SqliteStateStore:
             )
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._db.execute("ROLLBACK")
+            # A full disk or an I/O error may have rolled the transaction back already.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             msg = f"cannot write dedup fingerprints to {self.path}: {exc}"
             raise StateError(msg) from exc
 
     def expire_seen(self, now_epoch: int, scope: str | None = None) -> int:
         """Forget delivered facts whose re-read horizon has passed; returns how many rows."""
-        if scope is None:
-            return self._db.execute("DELETE FROM seen WHERE expires_at < ?", (now_epoch,)).rowcount
-        return self._db.execute(
-            "DELETE FROM seen WHERE expires_at < ? AND scope = ?", (now_epoch, scope)
-        ).rowcount
+        args: list[int | str]
+        query, args = "DELETE FROM seen WHERE expires_at < ?", [now_epoch]
+        if scope is not None:
+            query, args = query + " AND scope = ?", [now_epoch, scope]
+        try:
+            return self._db.execute(query, args).rowcount
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot expire dedup fingerprints in {self.path}: {exc}") from exc
 
     def reset(self, tenant: str | None = None, stream: str | None = None) -> int:
         """Forget checkpoints (all, one tenant's, or one stream's); returns rows removed.
@@ -346,21 +368,77 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
                 db.close()
                 msg = f"{path} is still being created by a collector that is starting"
                 raise StateNotReadyError(msg)
+            damage = _damage(db)
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.Error:
             db.close()
             raise
     except sqlite3.Error as exc:
-        msg = f"cannot read state database {path}: {exc}; check state_dir and its permissions"
-        raise StateError(msg) from exc
-    if row is not None and int(row[0]) > SCHEMA_VERSION:
+        raise _open_error(path, exc, "read") from exc
+    try:
+        _check_readable(path, damage, None if row is None else row[0])
+    except StateError:
         db.close()
+        raise
+    return db
+
+
+def _check_readable(path: Path, damage: str, version: object) -> None:
+    """Refuse damage, or a schema version that is not a number or is newer than ours."""
+    if damage:
+        raise StateError(damaged_message(path, damage, "read"))
+    if version is not None and _schema_version(version, path, "read") > SCHEMA_VERSION:
         msg = (
-            f"{path} was written by a newer o365collector (schema {row[0]}); "
-            "upgrade o365collector to read it"
+            f"{path} was written by a newer o365collector (schema {version}, this one "
+            f"reads {SCHEMA_VERSION}); upgrade o365collector to read it"
         )
         raise StateError(msg)
-    return db
+
+
+_ACCESS_HINT = (
+    "check state_dir, that the collector's user can write to it, and that its disk has free space"
+)
+_DAMAGED_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB (primary result codes)
+
+
+def damaged_message(path: Path, detail: str, verb: str = "open") -> str:
+    """What to say about a state file SQLite cannot trust, and the ways out.
+
+    The collector never starts from zero on its own: that would read and deliver
+    ``initial_lookback_secs`` of history again.
+    """
+    return (
+        f"cannot {verb} state database {path}: it is damaged ({detail}). The collector "
+        "will not start from zero on its own, which would deliver history again. Stop "
+        f"every collector using this state_dir, then restore {path.name} from a backup "
+        f"(delete {path.name}-wal and {path.name}-shm beside it first), or move {path.name} "
+        "aside to start again from collection.initial_lookback_secs (sinks may receive "
+        "repeats)"
+    )
+
+
+def _open_error(path: Path, exc: sqlite3.Error, verb: str) -> StateError:
+    """A clear :class:`StateError` for an SQLite error met while opening ``path``."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in _DAMAGED_CODES:
+        return StateError(damaged_message(path, str(exc), verb))
+    return StateError(f"cannot {verb} state database {path}: {exc}; {_ACCESS_HINT}")
+
+
+def _damage(db: sqlite3.Connection) -> str:
+    """What ``PRAGMA quick_check`` (which reads every page) found wrong; empty if nothing."""
+    rows = db.execute("PRAGMA quick_check(3)").fetchall()
+    found = [line for r in rows for line in str(r[0]).splitlines() if not line.startswith("***")]
+    return "" if found == ["ok"] else "; ".join(found)
+
+
+def _schema_version(value: object, path: Path, verb: str) -> int:
+    """The stored schema version, refused as damage when it is not a number."""
+    try:
+        return int(str(value))
+    except ValueError:
+        detail = f"its schema version is {str(value)[:40]!r}, not a number"
+        raise StateError(damaged_message(path, detail, verb)) from None
 
 
 class StateNotReadyError(StateError):

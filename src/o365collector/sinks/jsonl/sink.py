@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -153,13 +154,35 @@ class JsonlSink:
             self._open()
         view = memoryview(data)
         start = 0
-        while start < len(data):
-            end = self._part_end(data, start)
-            if end is None:
-                self._rotate()
-                continue
-            self._append(view[start:end])
-            start = end
+        try:
+            while start < len(data):
+                end = self._part_end(data, start)
+                if end is None:
+                    self._rotate()
+                    continue
+                self._append(view[start:end])
+                start = end
+        except OSError:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """After a failed write: drop the open file and the bytes the failed part left.
+
+        The batch is sent again, so what the failed part wrote (part of a line, or whole
+        lines before the disk filled) is cut back to the last size written in full, and
+        the file object is dropped with any bytes still buffered in it, which would
+        otherwise reach the file later beside the batch sent again. The next write opens
+        ``path`` anew: a file moved away or replaced to free space is not written through
+        the old descriptor any more.
+        """
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()  # its buffer is flushed if it can be, and cut just below
+        with contextlib.suppress(OSError):
+            if self.path.is_file() and self.path.stat().st_size > self._size:
+                os.truncate(self.path, self._size)
 
     def _part_end(self, data: bytes | bytearray, start: int) -> int | None:
         """Where the part of ``data`` from ``start`` that fits the current file ends.
