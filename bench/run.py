@@ -43,6 +43,8 @@ BENCHMARKS = [
     "backfill",
     "replicas",
     "normalize",
+    "faults",
+    "outage",
 ]
 RESULTS = ROOT / "bench" / "results.json"
 DOCS = ROOT / "docs" / "benchmarks.md"
