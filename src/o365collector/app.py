@@ -20,7 +20,14 @@ from o365collector import __version__
 from o365collector.clock import Clock, SystemClock
 from o365collector.config.model import Settings, TenantSettings
 from o365collector.config.streams import configured
-from o365collector.errors import ConfigError, LeaseLostError, SourceError, UnavailableError
+from o365collector.errors import (
+    ConfigError,
+    LeaseLostError,
+    SinkError,
+    SourceError,
+    StateError,
+    UnavailableError,
+)
 from o365collector.http.auth import token_provider_for
 from o365collector.http.budget import RequestBudget
 from o365collector.http.client import ApiClient
@@ -400,9 +407,30 @@ class Collector:
                 stream=worker.id.stream,
                 reason=str(exc),
             )
+        except Exception as exc:  # noqa: BLE001 - any other error ends the run, said once
+            self._fail_run(worker, exc)
         finally:
             key = (worker.id.tenant, worker.id.stream)
             self.durations[key] = self.durations.get(key, 0.0) + (self.clock.monotonic() - started)
+
+    def _fail_run(self, worker: StreamWorker, exc: Exception) -> None:
+        """A stream stopped on an error no retry fixes (state or dead letters unwritable, a
+        bug): stop every stream, so the process exits 1 and a supervisor restarts it from
+        the last checkpoint, rather than running on with one stream silently dead.
+        """
+        reason = redact(str(exc)) or type(exc).__name__
+        worker.progress.state = "failed"
+        worker.progress.error = reason
+        metrics.STREAM_UP.labels(tenant=worker.id.tenant, stream=worker.id.stream).set(0)
+        fields = {"tenant": worker.id.tenant, "stream": worker.id.stream, "error": reason}
+        if isinstance(exc, (StateError, SinkError)):
+            log.error("Stream stopped; stopping the collector.", **fields)
+        else:  # not foreseen: its kind helps (no traceback: its text is not redacted)
+            log.error("Stream crashed; stopping the collector.", kind=type(exc).__name__, **fields)
+        self.result.failures.append(
+            f"tenant {worker.id.tenant}, stream {worker.id.stream}: {reason}"
+        )
+        self.stop.set()
 
     async def _run_stream(self, worker: StreamWorker, stop: asyncio.Event) -> None:
         while True:

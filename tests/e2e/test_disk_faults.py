@@ -242,6 +242,8 @@ def test_a_state_disk_filling_up_mid_run_stops_with_its_path_and_a_restart_resum
             proc.kill()
             proc.wait(30)
     log = "".join(lines)
+    assert proc.returncode == 1, log[-3000:]  # a supervisor restarts it
+    assert "Traceback" not in log, log[-3000:]
     assert f"cannot write dedup fingerprints to {state}: disk I/O error" in log or (
         f"cannot write checkpoint to {state}: disk I/O error" in log
     ), log[-3000:]
