@@ -6,8 +6,9 @@ FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY emulator ./emulator
 RUN python -m pip install --no-cache-dir --upgrade pip \
-    && python -m pip wheel --no-cache-dir --wheel-dir /wheels .
+    && python -m pip wheel --no-cache-dir --wheel-dir /wheels . ./emulator
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \

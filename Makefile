@@ -10,10 +10,11 @@ DEMO_ARGS ?=
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e ./emulator  # after: an older collector install owned its script
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install o365collector with its test tools.
@@ -22,15 +23,15 @@ demo: $(STAMP) ## Start the built-in Microsoft emulator and collect from it (Ctr
 	$(BIN)/o365collector demo $(DEMO_ARGS)
 
 lint: $(STAMP) ## ruff check and format check.
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src emulator tests bench
+	$(BIN)/ruff format --check src emulator tests bench
 
 fmt: $(STAMP) ## Format and autofix.
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src emulator tests bench
+	$(BIN)/ruff check --fix src emulator tests bench
 
-typecheck: $(STAMP) ## mypy --strict on src/.
-	$(BIN)/mypy src
+typecheck: $(STAMP) ## mypy --strict on src/ and emulator/src/.
+	$(BIN)/mypy
 
 test: lint typecheck ## Lint, type-check and run the whole test suite.
 	$(BIN)/pytest

@@ -136,6 +136,12 @@ def _run_once(collector: Collector, started: float, log_level: str, log_format: 
     return result.exit_code
 
 
+EMULATOR_MISSING = (
+    "the Microsoft emulator (package o365emulator) is not installed here: from the source "
+    "folder, `pip install './emulator'` (or `pip install '.[emulator]'`; `make install` does it)"
+)
+
+
 @main.command()
 @click.option(
     "--dir",
@@ -156,6 +162,11 @@ def demo(workdir: Path, duration: float | None, seed: int) -> None:
     except O365CollectorError as exc:
         fail(str(exc), 2)
         return
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "o365emulator":
+            raise
+        fail(EMULATOR_MISSING, 2)
+        return
     sys.exit(code)
 
 
@@ -168,8 +179,10 @@ def emulator(ctx: click.Context) -> None:
     """Serve the Microsoft emulator (the o365emulator package; --help for its options)."""
     try:
         from o365emulator.cli import main as emulator_main  # noqa: PLC0415
-    except ImportError:
-        fail("the Microsoft emulator (package o365emulator) is not installed here", 2)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "o365emulator":
+            raise
+        fail(EMULATOR_MISSING, 2)
         return
     emulator_main.main(args=ctx.args, prog_name="o365collector emulator")
 

@@ -15,19 +15,23 @@
 Packages of one layer do not import each other either (sources do not read sinks), except
 inside ``core``, whose modules are leaves or lean on ``errors``, ``clock``, ``windows``
 and ``observability``. ``docs/architecture.md`` draws the same picture. The Microsoft emulator
-(``o365emulator``) is not the product: only ``cli`` and ``demo`` load it, and it imports
-nothing of ``o365collector``.
+(``o365emulator``, ``emulator/src/``) is not the product: a distribution of its own that the
+collector's wheel leaves out, loaded only by ``cli`` and ``demo``, importing nothing of
+``o365collector``.
 """
 
 from __future__ import annotations
 
 import ast
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
+SOURCES = {"o365collector": SRC, "o365emulator": ROOT / "emulator" / "src"}
 LAYERS: dict[str, tuple[str, ...]] = {
     "core": (
         "errors", "clock", "windows", "event", "dates", "clouds", "streams", "certificates",
@@ -47,15 +51,16 @@ EMULATOR_USERS = {"cli", "demo"}
 
 
 def _imports(package: str) -> Iterator[tuple[str, str, int]]:
-    """(file, imported module, line) for every absolute import in ``src/{package}``."""
-    for path in sorted((SRC / package).rglob("*.py")):
+    """(file, imported module, line) for every absolute import in ``package``'s sources."""
+    src = SOURCES[package]
+    for path in sorted((src / package).rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                yield str(path.relative_to(SRC)), node.module, node.lineno
+                yield str(path.relative_to(src)), node.module, node.lineno
             elif isinstance(node, ast.Import):
                 for alias in node.names:
-                    yield str(path.relative_to(SRC)), alias.name, node.lineno
+                    yield str(path.relative_to(src)), alias.name, node.lineno
 
 
 def _unit(file: str) -> str:
@@ -103,6 +108,19 @@ def test_the_emulator_stays_apart(package: str) -> None:
     else:
         users = {_unit(f) for f, m, _ in _imports(package) if m.startswith("o365emulator")}
         assert users <= EMULATOR_USERS, f"only {EMULATOR_USERS} may load the emulator"
+
+
+def test_the_collector_wheel_leaves_the_emulator_out() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [
+        "src/o365collector"
+    ]
+    assert "o365emulator" not in str(project["project"]["scripts"])
+    emulator = tomllib.loads((ROOT / "emulator" / "pyproject.toml").read_text(encoding="utf-8"))
+    assert emulator["project"]["name"] == "o365emulator"
+    assert emulator["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [
+        "src/o365emulator"
+    ]
 
 
 def _layer(unit: str) -> str:
