@@ -7,19 +7,20 @@ import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 from click.core import ParameterSource
 
 from o365collector import __version__
-from o365collector.app import Collector, RunOptions, RunResult
-from o365collector.config.loader import load_settings
-from o365collector.config.model import Settings
 from o365collector.errors import O365CollectorError
-from o365collector.observability.logging import LogFormat, configure_logging
 from o365collector.observability.redact import redact
 from o365collector.state.lock import state_lock
+
+if TYPE_CHECKING:  # each command imports what it runs: `--help` loads none of it
+    from o365collector.app import Collector, RunResult
+    from o365collector.config.model import Settings
+    from o365collector.observability.logging import LogFormat
 
 _LOG_LEVEL = click.option(
     "--log-level",
@@ -77,6 +78,10 @@ def run(config_path: Path, once: bool, log_level: str, log_format: LogFormat) ->
     status: 0 when every stream caught up, 1 when one failed, 2 for a bad configuration or
     a state directory in use.
     """
+    from o365collector.app import Collector, RunOptions  # noqa: PLC0415
+    from o365collector.config.loader import load_settings  # noqa: PLC0415
+    from o365collector.observability.logging import configure_logging  # noqa: PLC0415
+
     configure_logging(log_level, log_format)
     try:
         settings = load_settings(config_path)
@@ -115,6 +120,7 @@ def _run_once(collector: Collector, started: float, log_level: str, log_format: 
     from rich.console import Console  # noqa: PLC0415 - keeps the daemon's start-up light
 
     from o365collector import run_summary  # noqa: PLC0415
+    from o365collector.observability.logging import configure_logging  # noqa: PLC0415
 
     console = Console(stderr=True)
     tracker = run_summary.Tracker(collector.progress, run_summary.run_goals(collector.settings))
@@ -205,6 +211,8 @@ def check(config_path: Path, as_json: bool, max_wait_secs: float, log_format: Lo
     """
     from o365collector.check import Finding, Report, run_check  # noqa: PLC0415
     from o365collector.check.render import render  # noqa: PLC0415
+    from o365collector.config.loader import load_settings  # noqa: PLC0415
+    from o365collector.observability.logging import configure_logging  # noqa: PLC0415
 
     configure_logging("warning", log_format)
     try:
@@ -230,6 +238,7 @@ def state() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def state_show(config_path: Path, as_json: bool) -> None:
     """Show each stream's watermark, in-flight window and lag."""
+    from o365collector.config.loader import load_settings  # noqa: PLC0415
     from o365collector.show_state import show_state  # noqa: PLC0415
 
     try:
@@ -249,6 +258,7 @@ def state_reset(
     config_path: Path, tenant: str | None, stream: str | None, reset_all: bool, yes: bool
 ) -> None:
     """Forget checkpoints and delivered facts: the next run collects that scope again."""
+    from o365collector.config.loader import load_settings  # noqa: PLC0415
     from o365collector.selection import require_stream  # noqa: PLC0415
     from o365collector.state.backend import open_state, state_location  # noqa: PLC0415
 
@@ -304,6 +314,7 @@ def state_reset(
 @click.option("--force", is_flag=True, help="Replace the target's state of these tenants.")
 def state_migrate(config_path: Path, dsn: str, schema: str | None, force: bool) -> None:
     """Copy the SQLite state of --config into PostgreSQL: replicas resume where it stopped."""
+    from o365collector.config.loader import load_settings  # noqa: PLC0415
     from o365collector.state.backend import state_path  # noqa: PLC0415
     from o365collector.state.migrate import migrate_to_postgres  # noqa: PLC0415
     from o365collector.state.pg_database import PgDatabase  # noqa: PLC0415
@@ -340,6 +351,8 @@ def state_migrate(config_path: Path, dsn: str, schema: str | None, force: bool) 
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path))
 def validate(config_path: Path) -> None:
     """Check the configuration file only (no network); exit 2 with every problem."""
+    from o365collector.config.loader import load_settings  # noqa: PLC0415
+
     try:
         settings = load_settings(config_path)
     except O365CollectorError as exc:
@@ -388,6 +401,8 @@ def backfill(
     configuration or range.
     """
     from o365collector.backfill import run_backfill  # noqa: PLC0415
+    from o365collector.config.loader import load_settings  # noqa: PLC0415
+    from o365collector.observability.logging import configure_logging  # noqa: PLC0415
 
     configure_logging("warning", log_format)
     try:

@@ -133,3 +133,20 @@ def test_certificate_run_imports_cryptography(tmp_path: Path) -> None:
     loaded = _run_once(tmp_path, credential, cert.cert_text)
     assert "cryptography.hazmat.primitives.serialization" in loaded
     assert [m for m in loaded if m.startswith(CLI_ONLY)] == []
+
+
+def test_help_loads_no_command_code(tmp_path: Path) -> None:
+    """``--help`` (and click's parsing of any command) loads only the command line itself."""
+    out = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, str(out), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(orjson.loads(out.read_bytes()))
+    heavy = {"o365collector.app", "o365collector.config.model", "o365collector.config.loader"}
+    assert not loaded & heavy, sorted(loaded & heavy)
+    assert not {m for m in loaded if m.startswith("o365collector.observability.logging")}
