@@ -23,6 +23,7 @@ from prometheus_client import Counter
 
 from o365collector.clock import Clock
 from o365collector.config.model import RetrySettings
+from o365collector.errors import SinkError
 from o365collector.event import Event
 from o365collector.http.backoff import Backoff
 from o365collector.observability import metrics
@@ -55,12 +56,21 @@ class DeadLetter:
         self.folder = folder
         self.clock = clock
 
+    def path(self, sink: str) -> Path:
+        """The dead-letter file of ``sink``."""
+        return self.folder / f"{sink}.jsonl"
+
     def write(self, sink: str, items: Sequence[tuple[Event, str]]) -> None:
-        """Append and fsync; the caller counts the events as discarded only after this."""
+        """Append and fsync; the caller counts the events as discarded only after this.
+
+        Raises:
+            OSError: the folder or the file cannot be created or written (disk full, a
+                file where the folder should be, no permission).
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = delivered_at(self.clock)
         lines = b"".join(_dead_line(sink, e, reason, stamp) for e, reason in items)
-        with (self.folder / f"{sink}.jsonl").open("ab") as file:
+        with self.path(sink).open("ab") as file:
             file.write(lines)
             file.flush()
             os.fsync(file.fileno())
@@ -151,7 +161,13 @@ class SinkRunner:
         return done
 
     async def run(self) -> None:
-        """Deliver queued batches forever (until cancelled)."""
+        """Deliver queued batches forever (until cancelled).
+
+        A batch that cannot be settled (its refused events cannot be dead-lettered, or the
+        sink keeps raising) fails the futures of the pages in it with a :class:`SinkError`:
+        their streams stop with that error and commit nothing from those pages on. The
+        runner goes on with the next pages (other streams, or a disk that has room again).
+        """
         while True:
             items = [await self.queue.get()]
             count = len(items[0].events)
@@ -161,27 +177,76 @@ class SinkRunner:
                 count += len(item.events)
             events = [e for item in items for e in item.events]
             metrics.BUFFER_POPPED.labels(sink=self.sink.name).inc(len(events))
-            for start in range(0, len(events), self.batch_max_events):
-                await self._deliver(events[start : start + self.batch_max_events])
+            try:
+                for start in range(0, len(events), self.batch_max_events):
+                    await self._deliver(events[start : start + self.batch_max_events])
+            except Exception as exc:  # noqa: BLE001 - handed to the pages' streams
+                self._fail(items, exc)
             for item in items:
                 if not item.done.done():
                     item.done.set_result(None)
             del items, events, item  # not held while waiting for the next page
 
+    def _fail(self, items: Sequence[_Item], exc: Exception) -> None:
+        """Fail the pages of a batch that could not be settled; they stay unacknowledged."""
+        error = exc
+        if not isinstance(error, SinkError):
+            error = SinkError(f"sink {self.sink.name} failed: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+        metrics.ERRORS.labels(stage="sending", error_type="sink_failed").inc()
+        log.error(
+            "Sink could not settle a batch; its pages are not acknowledged.",
+            sink=self.sink.name,
+            pages=len(items),
+            error=redact(str(error)),
+        )
+        for item in items:
+            if not item.done.done():
+                item.done.set_exception(error)
+
     async def _deliver(self, events: list[Event]) -> None:
+        """Send until every event is delivered or dead-lettered.
+
+        Raises:
+            SinkError: the refused events cannot be dead-lettered, or the sink raised
+                instead of answering for longer than ``retry.max_elapsed_secs`` (a sink
+                bug: retrying forever would hold the pipeline without saying why).
+        """
+        retry = self.retry
         backoff = Backoff(
-            self.retry.initial_interval_secs,
-            self.retry.multiplier,
-            self.retry.max_interval_secs,
+            retry.initial_interval_secs,
+            retry.multiplier,
+            retry.max_interval_secs,
             max_elapsed_secs=float("inf"),  # a down sink holds the pipeline; it never drops
+        )
+        raising = Backoff(
+            retry.initial_interval_secs,
+            retry.multiplier,
+            retry.max_interval_secs,
+            max_elapsed_secs=retry.max_elapsed_secs,
         )
         while events:
             try:
                 result = await self.sink.send(events)
             except Exception as exc:
                 metrics.ERRORS.labels(stage="sending", error_type="sink_bug").inc()
-                log.exception("Sink raised instead of answering; retrying.", sink=self.sink.name)
-                result = DeliveryResult.retry(f"sink raised {type(exc).__name__}")
+                delay = raising.next_delay()
+                if delay is None:
+                    msg = (
+                        f"sink {self.sink.name} raised {type(exc).__name__} instead of "
+                        f"answering, on every attempt for {raising.waited_secs:.0f} s "
+                        f"(collection.retry.max_elapsed_secs): {redact(str(exc))}"
+                    )
+                    raise SinkError(msg) from exc
+                log.exception(
+                    "Sink raised instead of answering; retrying.",
+                    sink=self.sink.name,
+                    retry_in_secs=round(delay, 2),
+                )
+                if self.failing_since is None:
+                    self.failing_since = self.clock.monotonic()
+                await self.clock.sleep(delay)
+                continue
             if result.status is DeliveryStatus.DELIVERED:
                 self._count_sent(len(events))
                 self.failing_since = None
@@ -216,11 +281,7 @@ class SinkRunner:
         else:
             pending = set()
         if refused:
-            write = functools.partial(self.dead_letter.write, self.sink.name, refused)
-            if self.executor is None:
-                await asyncio.to_thread(write)
-            else:
-                await asyncio.get_running_loop().run_in_executor(self.executor, write)
+            await self._dead_letter(refused)
             for _, reason in refused:
                 metrics.DISCARDED.labels(sink=self.sink.name, reason=reason_label(reason)).inc()
             self.discarded += len(refused)
@@ -232,6 +293,23 @@ class SinkRunner:
             )
         self._count_sent(len(events) - len(refused) - len(pending))
         return [events[i] for i in sorted(pending) if i < len(events)]
+
+    async def _dead_letter(self, refused: list[tuple[Event, str]]) -> None:
+        """Write ``refused`` to the dead-letter file; a :class:`SinkError` if impossible."""
+        write = functools.partial(self.dead_letter.write, self.sink.name, refused)
+        try:
+            if self.executor is None:
+                await asyncio.to_thread(write)
+            else:
+                await asyncio.get_running_loop().run_in_executor(self.executor, write)
+        except OSError as exc:
+            msg = (
+                f"sink {self.sink.name} refused {len(refused)} events and they cannot be "
+                f"written to the dead-letter file {self.dead_letter.path(self.sink.name)}: "
+                f"{exc.strerror or exc}; they are neither delivered nor kept, so their pages "
+                "are not acknowledged (make room or repair the folder, then restart)"
+            )
+            raise SinkError(msg) from exc
 
     def _count_sent(self, count: int) -> None:
         if count <= 0:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
@@ -32,7 +33,8 @@ _DONE = None
 MAX_PAGES_IN_FLIGHT = 4
 """Pages a lane hands to the sinks before the oldest is committed (plus one being handed)."""
 Apply = Callable[[], Awaitable[None]]
-Commit = tuple[Awaitable[None], Apply]
+Commit = tuple[Coroutine[Any, Any, None], Apply, Callable[[], None]]
+"""A page's commit: its acknowledgement, what to record after it, how to give it up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +100,35 @@ class WindowReader:
         self._committer = asyncio.create_task(self._commit_loop())
 
     async def drain(self) -> None:
-        """Apply every acknowledged page, then stop the committer."""
+        """Apply every acknowledged page, then stop the committer.
+
+        Raises the committer's error if it stopped on one (a failed acknowledgement or
+        state write): the pages from the failed one on were not committed.
+        """
         if self._committer is None:
             return
-        await self._queue.put(_DONE)
+        if not self._committer.done():
+            await self._enqueue(_DONE)
         await self._committer
+
+    def _check_committer(self) -> None:
+        """Raise the committer's error if it stopped: nothing more can be committed."""
+        committer = self._committer
+        if committer is not None and committer.done():
+            committer.result()  # its error (or CancelledError)
+            raise RuntimeError("the lane's committer was drained; it takes no more pages")
+
+    async def _enqueue(self, item: Commit | None) -> None:
+        """Queue ``item`` for the committer; raise the committer's error if it stopped.
+
+        A committer that stops on an error gives up what was queued, which frees any
+        put waiting for room; an item that got in after that is given up here.
+        """
+        self._check_committer()
+        await self._queue.put(item)
+        if self._committer is not None and self._committer.done():
+            self._abandon_queued()
+            self._check_committer()
 
     def cancel(self) -> None:
         """Stop the committer without waiting (pages not acknowledged are read again later)."""
@@ -129,6 +155,11 @@ class WindowReader:
             window.end > ctx.clock.now() - self.forget_older_than
         )
         async for page in ctx.source.pages(window, link, priority=self.priority):
+            try:
+                self._check_committer()  # a failed commit stops the lane before more sends
+            except BaseException:
+                page.permit.release()
+                raise
             done = await self._hand_over(page, window, remember, on_page, on_window)
             if done:
                 return True
@@ -184,14 +215,23 @@ class WindowReader:
             await ctx.dedup.settle(facts_, window.end, remember=remember)
             ctx.progress.events += len(facts_)
 
-        if page.next_link is None:
-            await self._queue.put((_all(waits), _then(settle, on_window)))
-            return True
+        # A page never committed gives its facts up: a later read sends them again
+        # rather than waiting on (or trusting) a delivery nobody will commit.
+        give_up = functools.partial(ctx.dedup.release, facts.facts)
+        next_link = page.next_link
         after: Apply = settle
-        if on_page is not None:
-            after = _then(settle, functools.partial(on_page, page.next_link))
-        await self._queue.put((_all(waits), after))
-        return False
+        if next_link is None:
+            after = _then(settle, on_window)
+        elif on_page is not None:
+            after = _then(settle, functools.partial(on_page, next_link))
+        commit = _all(waits)
+        try:
+            await self._enqueue((commit, after, give_up))
+        except BaseException:
+            commit.close()
+            give_up()
+            raise
+        return next_link is None
 
     def _count(self, new_rows: int, status_changes: int) -> None:
         ident = self.ctx.identity
@@ -208,16 +248,37 @@ class WindowReader:
             self.ctx.progress.status_changes += status_changes
 
     async def _commit_loop(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if item is _DONE:
-                return
-            ack, apply = item
-            await ack
-            await apply()
-            # Not kept while waiting for the next page: a lane idle after its last page
-            # would hold that page's facts (with many tenants, half a backlog's worth).
-            del item, ack, apply
+        """Commit pages in order; on an error (or cancel) give up every page not committed.
+
+        The error ends the committer and is raised by :meth:`drain` and by the reader's
+        next hand-over: nothing after the failed page is recorded.
+        """
+        give_up: Callable[[], None] | None = None
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is _DONE:
+                    return
+                ack, apply, give_up = item
+                await ack
+                await apply()
+                give_up = None
+                # Not kept while waiting for the next page: a lane idle after its last page
+                # would hold that page's facts (with many tenants, half a backlog's worth).
+                del item, ack, apply
+        except BaseException:
+            if give_up is not None:
+                give_up()
+            self._abandon_queued()
+            raise
+
+    def _abandon_queued(self) -> None:
+        """Give up the pages queued for a committer that stopped: none will be committed."""
+        while not self._queue.empty():
+            queued = self._queue.get_nowait()
+            if queued is not None:
+                queued[0].close()
+                queued[2]()
 
 
 def _follow(source: asyncio.Future[None], target: asyncio.Future[None]) -> None:
