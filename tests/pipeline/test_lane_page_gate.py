@@ -100,13 +100,11 @@ class Rig:
 
     sink: SlowSink
     dispatcher: Dispatcher
-    store: SqliteStateStore
+    store: StateWriter  # one writer thread for the SQLite store, as in the collector
 
     def context(self, name: str, source: GatedSource) -> LaneContext:
         """The lane context of stream ``s`` of tenant ``name``, reading ``source``."""
-        dedup = Deduplicator(
-            StateWriter(self.store), tenant=name, tenant_id=name, stream="s", keep_secs=3600
-        )
+        dedup = Deduplicator(self.store, tenant=name, tenant_id=name, stream="s", keep_secs=3600)
         return LaneContext(
             StreamIdentity(name, name, "s"),
             source,  # type: ignore[arg-type]
@@ -130,12 +128,14 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     )
     running = asyncio.create_task(runner.run())
     store = SqliteStateStore(tmp_path / "state.db")
+    writer = StateWriter(store)
     try:
-        yield Rig(sink, Dispatcher([runner]), store)
+        yield Rig(sink, Dispatcher([runner]), writer)
     finally:
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+        writer.close()
         store.close()
 
 
@@ -178,7 +178,7 @@ async def test_final_forgets_history_it_alone_reads(rig: Rig) -> None:
     old = TimeWindow(now - timedelta(days=3), now - timedelta(days=3) + timedelta(hours=1))
     recent = TimeWindow(now - timedelta(hours=27), now - timedelta(hours=26))
     for window, expect_remembered in ((old, False), (recent, True)):
-        rig.store.reset()
+        rig.store.store.reset()
         reader = WindowReader(ctx, "final", Priority.FINAL, forget_older_than_secs=2 * 86400)
         reader.start()
         await reader.read(window, None, asyncio.Event(), on_page=None, on_window=_nothing)
