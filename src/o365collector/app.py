@@ -408,12 +408,12 @@ class Collector:
                 reason=str(exc),
             )
         except Exception as exc:  # noqa: BLE001 - any other error ends the run, said once
-            self._fail_run(worker, exc)
+            await self._fail_run(worker, exc)
         finally:
             key = (worker.id.tenant, worker.id.stream)
             self.durations[key] = self.durations.get(key, 0.0) + (self.clock.monotonic() - started)
 
-    def _fail_run(self, worker: StreamWorker, exc: Exception) -> None:
+    async def _fail_run(self, worker: StreamWorker, exc: Exception) -> None:
         """A stream stopped on an error no retry fixes (state or dead letters unwritable, a
         bug): stop every stream, so the process exits 1 and a supervisor restarts it from
         the last checkpoint, rather than running on with one stream silently dead.
@@ -431,6 +431,10 @@ class Collector:
             f"tenant {worker.id.tenant}, stream {worker.id.stream}: {reason}"
         )
         self.stop.set()
+        with contextlib.suppress(Exception):  # `state show` says it (unless the state failed)
+            await worker.store.set_status(
+                worker.id.tenant, worker.id.stream, "failed", reason, self.clock.now()
+            )
 
     async def _run_stream(self, worker: StreamWorker, stop: asyncio.Event) -> None:
         while True:

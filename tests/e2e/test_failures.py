@@ -6,6 +6,7 @@ import pytest
 from harness import (
     SECRET,
     EmulatorProcess,
+    cli,
     collector_config,
     emulator_settings,
     free_port,
@@ -81,3 +82,31 @@ def test_wrong_secret_names_the_fix_and_never_prints_a_secret(tmp_path):
         if path.is_file() and path.name != "secret.env" and path.name != "emulator.yaml":
             data = path.read_bytes()
             assert WRONG_SECRET.encode() not in data, path
+
+
+def test_refused_records_that_cannot_be_dead_lettered_stop_the_run(tmp_path, httpserver):
+    """A sink refuses every record and ``dead-letter`` is a file: exit 1, one line naming the
+    file, nothing committed, and ``state show`` says the stream failed and why."""
+    httpserver.expect_request("/ingest").respond_with_data("bad record", status=400)
+    emulator = EmulatorProcess(tmp_path, emulator_settings(100)).start()
+    try:
+        config = collector_config(
+            tmp_path,
+            emulator.url,
+            extra_sinks=[{"type": "http", "name": "siem", "url": httpserver.url_for("/ingest")}],
+        )
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "dead-letter").write_text("in the way")
+        result = run_collector(config, "--once", timeout=120)
+        shown = cli(config, "state", "show", "--json")
+    finally:
+        emulator.stop()
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = _error_lines(result.stderr)
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert "dead-letter" in lines[0]
+    assert "siem" in lines[0]
+    assert shown.returncode == 0, shown.stderr
+    assert '"failed"' in shown.stdout, shown.stdout
+    assert "cannot be written to the dead-letter file" in shown.stdout

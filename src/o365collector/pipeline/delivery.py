@@ -303,10 +303,14 @@ class SinkRunner:
             else:
                 await asyncio.get_running_loop().run_in_executor(self.executor, write)
         except OSError as exc:
+            path = self.dead_letter.path(self.sink.name)
+            reason = exc.strerror or str(exc)
+            if exc.filename is not None and str(exc.filename) != str(path):
+                reason = f"{reason}: {exc.filename}"  # e.g. a file where the folder should be
             msg = (
                 f"sink {self.sink.name} refused {len(refused)} events and they cannot be "
-                f"written to the dead-letter file {self.dead_letter.path(self.sink.name)}: "
-                f"{exc.strerror or exc}; they are neither delivered nor kept, so their pages "
+                f"written to the dead-letter file {path}: "
+                f"{reason}; they are neither delivered nor kept, so their pages "
                 "are not acknowledged (make room or repair the folder, then restart)"
             )
             raise SinkError(msg) from exc
@@ -333,7 +337,17 @@ class Dispatcher:
             done.set_result(None)
             return done
         futures = [await runner.offer(events) for runner in self.runners]
-        return asyncio.ensure_future(_all(futures))
+        for future in futures:  # the first failure is raised; the others are known
+            future.add_done_callback(handled)
+        acknowledged = asyncio.ensure_future(_all(futures))
+        acknowledged.add_done_callback(handled)  # its failure stops the lane (committer)
+        return acknowledged
+
+
+def handled(future: asyncio.Future[None]) -> None:
+    """Mark ``future``'s error as seen: its owner reports it, not the garbage collector."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _all(futures: list[asyncio.Future[None]]) -> None:

@@ -291,6 +291,7 @@ def _follow(source: asyncio.Future[None], target: asyncio.Future[None]) -> None:
             target.cancel()
         elif (error := future.exception()) is not None:
             target.set_exception(error)
+            target.exception()  # seen: the lane that owns ``source`` reports it
         else:
             target.set_result(None)
 
