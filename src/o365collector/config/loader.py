@@ -136,7 +136,18 @@ def _under(path: str, spoiled: set[str]) -> bool:
     return any(path == top or (path.startswith(top) and path[len(top)] in ".[") for top in spoiled)
 
 
-def _expand(node: Any, loc: tuple[str | int, ...], found: _Found, base_dir: Path) -> Any:
+def _expand(
+    node: Any,
+    loc: tuple[str | int, ...],
+    found: _Found,
+    base_dir: Path,
+    parents: tuple[int, ...] = (),
+) -> Any:
+    if isinstance(node, dict | list):
+        if id(node) in parents:  # a YAML alias inside its own anchor: endless nesting
+            found.add(loc, "contains itself (a YAML alias inside its own anchor); write it out")
+            return None
+        parents = (*parents, id(node))
     if isinstance(node, dict):
         out: dict[str, Any] = {}
         for key, value in node.items():
@@ -148,10 +159,10 @@ def _expand(node: Any, loc: tuple[str | int, ...], found: _Found, base_dir: Path
                     continue
                 out[target] = _read_secret_file(value, (*loc, key_s), found, base_dir)
                 continue
-            out[key_s] = _expand(value, (*loc, key_s), found, base_dir)
+            out[key_s] = _expand(value, (*loc, key_s), found, base_dir, parents)
         return out
     if isinstance(node, list):
-        return [_expand(v, (*loc, i), found, base_dir) for i, v in enumerate(node)]
+        return [_expand(v, (*loc, i), found, base_dir, parents) for i, v in enumerate(node)]
     if isinstance(node, str):
         return _expand_env(node, loc, found)
     return node

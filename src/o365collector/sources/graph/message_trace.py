@@ -97,7 +97,7 @@ class GraphMessageTraceSource:
                 next_link = body.get("@odata.nextLink")
                 if next_link is not None:
                     next_link = self._check_link(str(next_link), seen)
-                records = body["value"]
+                records = _rows(body["value"])
                 unknown.observe(records)
                 page = Page(records, next_link, facts_of(records), permit)
             except BaseException:
@@ -118,9 +118,13 @@ class GraphMessageTraceSource:
         return trace, recipient, status
 
     def _check_link(self, link: str, seen: set[str]) -> str:
-        if _origin(link) != self._origin:
+        try:
+            target = _origin(link)
+        except ValueError:  # not a URL at all (``http://[::1``)
+            target = "?"
+        if target != self._origin:
             msg = (
-                f"Graph returned a next link to another host ({_origin(link)}); refusing to "
+                f"Graph returned a next link to another host ({target}); refusing to "
                 f"send the token there. Expected {self._origin}: check endpoints.graph"
             )
             raise SourceError(msg)
@@ -147,6 +151,18 @@ def facts_of(records: list[dict[str, Any]]) -> list[RowFact]:
         )
         for record in records
     ]
+
+
+def _rows(value: list[Any]) -> list[dict[str, Any]]:
+    """The page's rows, each a JSON object (``classify_graph`` checked the list itself).
+
+    Raises:
+        SourceError: a row is not an object: nothing of the page is delivered.
+    """
+    if not all(isinstance(row, dict) for row in value):
+        msg = "Graph returned a page whose `value` holds rows that are not JSON objects"
+        raise SourceError(msg)
+    return value
 
 
 def _origin(url: str) -> str:

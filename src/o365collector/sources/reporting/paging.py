@@ -28,11 +28,15 @@ def resolve_link(request_url: str, link: str, origin: str) -> str:
         SourceError: the link leads to another host than ``origin`` (the configured
             ``endpoints.reporting``); the token is never sent there.
     """
-    absolute = urljoin(request_url, link)
-    if origin_of(absolute) != origin:
+    try:
+        absolute = urljoin(request_url, link)
+        target = origin_of(absolute)
+    except ValueError:  # not a URL at all (``http://[::1``)
+        target = "?"
+    if target != origin:
         msg = (
             f"the Reporting Web Service returned a next link to another host "
-            f"({origin_of(absolute)}); refusing to send the token there. Expected {origin}: "
+            f"({target}); refusing to send the token there. Expected {origin}: "
             "check endpoints.reporting"
         )
         raise SourceError(msg)
@@ -67,7 +71,7 @@ def skiptoken_of(url: str) -> int:
     value = query_value(url, "$skiptoken")
     if value is None:
         return 0
-    if not value.strip().isdigit():
+    if not _is_number(value):
         msg = f"the Reporting Web Service sent a non-numeric $skiptoken ({value[:40]!r})"
         raise SourceError(msg)
     return int(value)
@@ -82,7 +86,7 @@ def top_of(url: str, default: int) -> int:
     value = query_value(url, "$top")
     if value is None:
         return default
-    if not value.strip().isdigit() or int(value) < 1:
+    if not _is_number(value) or int(value) < 1:
         msg = f"the Reporting Web Service sent a next link with a bad $top ({value[:40]!r})"
         raise SourceError(msg)
     return int(value)
@@ -103,3 +107,9 @@ def with_options(url: str, **options: int) -> str:
 def passes_ceiling(offset: int, page_size: int, ceiling: int = SKIPTOKEN_CEILING) -> bool:
     """True when a page at ``offset`` could reach the offset where RWS fails with HTTP 500."""
     return offset + page_size > ceiling
+
+
+def _is_number(value: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts ``²``, which ``int`` refuses."""
+    text = value.strip()
+    return text.isascii() and text.isdigit()

@@ -279,7 +279,7 @@ class ReportSource:
             repeats.enter(query)
             time_field = self.spec.time_field
             identities = [
-                hash((*fact[:3], record.get(time_field)))
+                hash((*fact[:3], str(record.get(time_field))))  # any JSON type
                 for fact, record in zip(facts, records, strict=True)
             ]
             kept = repeats.fresh(identities)
