@@ -16,16 +16,29 @@ class _MaxRandom(random.Random):
         return b
 
 
-def test_retry_after_is_obeyed_exactly() -> None:
+def test_retry_after_is_obeyed_above_half_the_backoff_bound() -> None:
     backoff = Backoff(initial_interval_secs=1, max_interval_secs=2, rng=random.Random(1))
     assert backoff.next_delay(37.5) == 37.5
-    assert backoff.next_delay(0) == 0.0
+    assert backoff.next_delay(0) == 1.0  # half of this attempt's bound, 2
     assert backoff.attempts == 2
-    assert backoff.waited_secs == 37.5
+    assert backoff.waited_secs == 38.5
 
 
-def test_negative_retry_after_is_zero() -> None:
-    assert Backoff().next_delay(-5) == 0.0
+def test_negative_retry_after_is_the_floor() -> None:
+    assert Backoff().next_delay(-5) == 0.5
+
+
+def test_retry_after_zero_on_every_attempt_still_gives_up() -> None:
+    """A server answering ``Retry-After: 0`` forever is not asked again forever."""
+    backoff = Backoff(max_elapsed_secs=900)
+    delays = []
+    for _ in range(1000):
+        if (delay := backoff.next_delay(0)) is None:
+            break
+        delays.append(delay)
+    assert delays[:4] == [0.5, 1.0, 2.0, 4.0]
+    assert len(delays) < 40, "never gave up"  # 0.5 s doubling to 30 s, 900 s in all
+    assert backoff.waited_secs <= 900
 
 
 def test_jitter_bound_grows_and_caps() -> None:

@@ -25,16 +25,19 @@ class Backoff:
     def next_delay(self, retry_after_secs: float | None = None) -> float | None:
         """Return how long to wait before the next attempt, or ``None`` to give up.
 
-        A server's ``Retry-After`` is obeyed exactly (it knows its quota); otherwise the
-        delay is drawn uniformly from ``[0, min(max, initial * multiplier**attempts)]``.
+        Without ``Retry-After`` the delay is drawn uniformly from ``[0, cap]``, ``cap`` being
+        ``min(max, initial * multiplier**attempts)``. A server's ``Retry-After`` is obeyed
+        (it knows its quota) but never below ``cap / 2``: a server answering
+        ``Retry-After: 0`` on every attempt would otherwise be asked again at once, forever,
+        as no time would ever count toward ``max_elapsed_secs``.
         """
+        cap = min(
+            self.max_interval_secs,
+            self.initial_interval_secs * self.multiplier ** min(self.attempts, 64),
+        )
         if retry_after_secs is not None:
-            delay = max(0.0, retry_after_secs)
+            delay = max(retry_after_secs, cap / 2)
         else:
-            cap = min(
-                self.max_interval_secs,
-                self.initial_interval_secs * self.multiplier ** min(self.attempts, 64),
-            )
             delay = self.rng.uniform(0.0, cap)
         if self.waited_secs + delay > self.max_elapsed_secs:
             return None
