@@ -419,22 +419,30 @@ class Collector:
         the last checkpoint, rather than running on with one stream silently dead.
         """
         reason = redact(str(exc)) or type(exc).__name__
-        worker.progress.state = "failed"
-        worker.progress.error = reason
-        metrics.STREAM_UP.labels(tenant=worker.id.tenant, stream=worker.id.stream).set(0)
         fields = {"tenant": worker.id.tenant, "stream": worker.id.stream, "error": reason}
         if isinstance(exc, (StateError, SinkError)):
             log.error("Stream stopped; stopping the collector.", **fields)
         else:  # not foreseen: its kind helps (no traceback: its text is not redacted)
             log.error("Stream crashed; stopping the collector.", kind=type(exc).__name__, **fields)
+        self._count_failure(worker, reason)
+        self.stop.set()
+        with contextlib.suppress(Exception):  # `state show` says it (unless the state failed)
+            await self._mark_failed(worker, reason)
+
+    async def _mark_failed(self, worker: StreamWorker, reason: str) -> None:
+        """Show ``worker``'s stream as failed: progress, ``stream_up`` and its stored status."""
+        worker.progress.state = "failed"
+        worker.progress.error = reason
+        metrics.STREAM_UP.labels(tenant=worker.id.tenant, stream=worker.id.stream).set(0)
+        await worker.store.set_status(
+            worker.id.tenant, worker.id.stream, "failed", reason, self.clock.now()
+        )
+
+    def _count_failure(self, worker: StreamWorker, reason: str) -> None:
+        """The run's result line for a stream that failed for good."""
         self.result.failures.append(
             f"tenant {worker.id.tenant}, stream {worker.id.stream}: {reason}"
         )
-        self.stop.set()
-        with contextlib.suppress(Exception):  # `state show` says it (unless the state failed)
-            await worker.store.set_status(
-                worker.id.tenant, worker.id.stream, "failed", reason, self.clock.now()
-            )
 
     async def _run_stream(self, worker: StreamWorker, stop: asyncio.Event) -> None:
         while True:
@@ -442,14 +450,9 @@ class Collector:
                 await worker.run(stop, once=self.options.once)
             except SourceError as exc:
                 reason = redact(str(exc))
-                worker.progress.state = "failed"
-                worker.progress.error = reason
                 kind = "unavailable" if isinstance(exc, UnavailableError) else type(exc).__name__
                 metrics.ERRORS.labels(stage="receiving", error_type=kind).inc()
-                metrics.STREAM_UP.labels(tenant=worker.id.tenant, stream=worker.id.stream).set(0)
-                await worker.store.set_status(
-                    worker.id.tenant, worker.id.stream, "failed", reason, self.clock.now()
-                )
+                await self._mark_failed(worker, reason)
                 log.error(
                     "Stream failed.",
                     tenant=worker.id.tenant,
@@ -457,9 +460,7 @@ class Collector:
                     error=reason,
                 )
                 if self.options.once:
-                    self.result.failures.append(
-                        f"tenant {worker.id.tenant}, stream {worker.id.stream}: {reason}"
-                    )
+                    self._count_failure(worker, reason)
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.options.failure_retry_secs)
