@@ -196,13 +196,7 @@ def map_message_trace(  # noqa: PLR0912, PLR0915 - one flat pass is the cost bud
         to_ip = None
     s_name, s_domain, s_lower = _parts(sender)
     r_name, r_domain, r_lower = _parts(recipient)
-    direction: Direction | None = None
-    if local_domains:
-        local = _local_set(tuple(local_domains))
-        if s_lower in local:
-            direction = "internal" if r_lower in local else "outbound"
-        else:
-            direction = "inbound" if r_lower in local else "external"
+    direction = direction_of(s_lower, r_lower, local_domains) if local_domains else None
     raw_received = get(k_received)
     received = iso_ms(raw_received)
 
@@ -390,16 +384,19 @@ def email_direction(
     """
     if not local_domains:
         return None
+    return direction_of(_parts(sender)[2], _parts(recipient)[2], local_domains)
+
+
+def direction_of(
+    sender_domain: str | None, recipient_domain: str | None, local_domains: Sequence[str]
+) -> Direction | None:
+    """The rule of :func:`email_direction` on lower-case domains the caller has at hand."""
+    if not local_domains:
+        return None
     local = _local_set(tuple(local_domains))
-    from_local = _parts(sender)[2] in local
-    to_local = _parts(recipient)[2] in local
-    if from_local and to_local:
-        return "internal"
-    if to_local:
-        return "inbound"
-    if from_local:
-        return "outbound"
-    return "external"
+    if sender_domain in local:
+        return "internal" if recipient_domain in local else "outbound"
+    return "inbound" if recipient_domain in local else "external"
 
 
 def _put(part: dict[str, Any], key: str, value: Any) -> None:

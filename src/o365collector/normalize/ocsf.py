@@ -50,11 +50,11 @@ from o365collector.normalize.ecs import (
     _GRAPH_KEYS,
     _RWS_KEYS,
     Direction,
-    _local_set,
     _long,
     _parts,
     _put,
     _text,
+    direction_of,
 )
 from o365collector.normalize.status import StatusMapping, status_of
 
@@ -152,13 +152,8 @@ def map_message_trace(  # noqa: PLR0912, PLR0915 - one flat pass is the cost bud
         if not valid:
             rejected[k_recipient] = recipient
             recipient = None
-    direction: Direction | None = None
-    if local_domains:  # judged on the addresses as sent, valid email_t or not
-        local = _local_set(tuple(local_domains))
-        if s_lower in local:
-            direction = "internal" if r_lower in local else "outbound"
-        else:
-            direction = "inbound" if r_lower in local else "external"
+    # Judged on the addresses as sent, valid email_t or not.
+    direction = direction_of(s_lower, r_lower, local_domains) if local_domains else None
     raw_received = get(k_received)
     time_ms = epoch_ms(raw_received)
     if time_ms is None:
