@@ -35,6 +35,7 @@ from o365collector.planning.lanes import Priority
 from o365collector.sinks.factory import build_sink
 from o365collector.sources.base import Page
 from o365collector.state.sqlite import SqliteStateStore
+from o365collector.state.store import LaneStep
 from o365collector.state.writer import StateWriter
 from o365collector.windows import TimeWindow
 from support.clock import FakeClock
@@ -121,27 +122,16 @@ class JournalWriter(StateWriter):
             for key, _ in ids.row_keys(row_facts(_records(page), _key))
         }
 
-    async def remember(self, scope: str, facts: list[tuple[bytes, str, int]]) -> None:
-        self.journal.append(("remember", sorted({self.page_of[key] for key, _, _ in facts})))
-        await super().remember(scope, facts)
-
-    async def save_inflight(
-        self,
-        tenant: str,
-        stream: str,
-        window: TimeWindow,
-        next_link: str,
-        now: datetime,
-        lane: str,
+    async def commit_page(
+        self, scope: str, facts: list[tuple[bytes, str, int]], step: LaneStep | None
     ) -> None:
-        self.journal.append(("link", next_link))
-        await super().save_inflight(tenant, stream, window, next_link, now, lane)
-
-    async def commit_window(
-        self, tenant: str, stream: str, window: TimeWindow, now: datetime, lane: str
-    ) -> None:
-        self.journal.append(("watermark", window.end))
-        await super().commit_window(tenant, stream, window, now, lane)
+        if facts:
+            self.journal.append(("remember", sorted({self.page_of[key] for key, _, _ in facts})))
+        if step is not None and step.next_link is not None:
+            self.journal.append(("link", step.next_link))
+        elif step is not None:
+            self.journal.append(("watermark", step.window.end))
+        await super().commit_page(scope, facts, step)
 
 
 @dataclass
@@ -175,16 +165,7 @@ class Lane:
 
     async def read(self, reader: WindowReader, link: str | None = None) -> bool:
         """Read the window as the stream does: link after each page, watermark at the end."""
-
-        async def on_page(next_link: str) -> None:
-            await self.writer.save_inflight("t", "s", WINDOW, next_link, self.clock.now(), "live")
-
-        async def on_window() -> None:
-            await self.writer.commit_window("t", "s", WINDOW, self.clock.now(), "live")
-
-        return await reader.read(
-            WINDOW, link, asyncio.Event(), on_page=on_page, on_window=on_window
-        )
+        return await reader.read(WINDOW, link, asyncio.Event(), checkpoint=True)
 
     def commits(self) -> list[Entry]:
         """The journal without the test's own entries: what the committer wrote."""

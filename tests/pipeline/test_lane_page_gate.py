@@ -158,7 +158,7 @@ async def test_pages_held_across_tenants_never_exceed_the_limit(rig: Rig) -> Non
     stop = asyncio.Event()
     await asyncio.wait_for(
         asyncio.gather(
-            *(r.read(WINDOW, None, stop, on_page=None, on_window=_nothing) for r in readers)
+            *(r.read(WINDOW, None, stop, checkpoint=False, on_window=_nothing) for r in readers)
         ),
         timeout=30,
     )
@@ -181,7 +181,7 @@ async def test_final_forgets_history_it_alone_reads(rig: Rig) -> None:
         rig.store.store.reset()
         reader = WindowReader(ctx, "final", Priority.FINAL, forget_older_than_secs=2 * 86400)
         reader.start()
-        await reader.read(window, None, asyncio.Event(), on_page=None, on_window=_nothing)
+        await reader.read(window, None, asyncio.Event(), checkpoint=False, on_window=_nothing)
         await reader.drain()
         again = await _split(ctx, _page({"id": "t-0-0", "recipientAddress": "r@c", "status": "ok"}))
         assert (again.events == []) is expect_remembered, window
@@ -200,7 +200,7 @@ async def test_first_pages_after_a_takeover_are_counted_as_the_redelivery_bound(
         ctx = rig.context(tenant, GatedSource(PageGate(None), tenant, pages=5, rows=7, peak=[0]))
         reader = WindowReader(ctx, "live", Priority.LIVE, suspect_pages=suspect)
         reader.start()
-        await reader.read(WINDOW, None, asyncio.Event(), on_page=None, on_window=_nothing)
+        await reader.read(WINDOW, None, asyncio.Event(), checkpoint=False, on_window=_nothing)
         await reader.drain()
         assert bound(tenant) == suspect * 7
 
@@ -244,7 +244,9 @@ async def test_a_committed_page_is_not_kept_while_the_lane_waits(rig: Rig) -> No
     reader = WindowReader(ctx, "live", Priority.LIVE)
     reader.start()
     try:
-        await reader.read(WINDOW, None, asyncio.Event(), on_page=None, on_window=_setter(committed))
+        await reader.read(
+            WINDOW, None, asyncio.Event(), checkpoint=False, on_window=_setter(committed)
+        )
         await asyncio.wait_for(committed.wait(), 5)
         assert len(statuses) == 10 and len(rig.sink.ids) == 10
         # The committer waits for the lane's next page: it holds none of the last page's

@@ -19,7 +19,7 @@ from psycopg import sql
 from o365collector.errors import StateError
 from o365collector.state.pg_schema import SCHEMA_VERSION
 from o365collector.state.postgresql import PostgresStateStore
-from o365collector.state.store import dedup_scope
+from o365collector.state.store import LaneStep, dedup_scope
 from o365collector.windows import TimeWindow
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -253,6 +253,27 @@ def test_remember_and_seen_statuses_are_one_round_trip_whatever_the_page(
         assert len(statements) == 1
         assert len(found) == 5000
         assert found[keys[0]] == "delivered|pending"
+    finally:
+        store.close()
+
+
+def test_a_pages_commit_is_one_round_trip_facts_and_checkpoint_together(
+    schema: str, statements: list[str]
+) -> None:
+    """Issue 19: a page costs at most two round trips, its lookup and this commit."""
+    store = PostgresStateStore(PG_DSN, schema=schema)
+    try:
+        scope = dedup_scope("contoso", MT)
+        facts = [(i.to_bytes(4, "big"), "delivered", 2**40) for i in range(5000)]
+        for step in (LaneStep("contoso", MT, "live", W1, "link", T0), None):
+            statements.clear()
+            store.commit_page(scope, facts, step)
+            assert len(statements) == 1
+        statements.clear()
+        store.commit_page(scope, facts[:1], LaneStep("contoso", MT, "live", W1, None, T0))
+        assert len(statements) == 1
+        assert store.load("contoso", MT).watermark == W1.end
+        assert len(store.seen_statuses([k for k, _, _ in facts])) == 5000
     finally:
         store.close()
 

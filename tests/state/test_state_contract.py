@@ -16,7 +16,7 @@ from pg_support import PG_DSN, new_schema
 
 from o365collector.state.postgresql import PostgresStateStore
 from o365collector.state.sqlite import SqliteStateStore
-from o365collector.state.store import Checkpoint, StateStore, dedup_scope
+from o365collector.state.store import Checkpoint, LaneStep, StateStore, dedup_scope
 from o365collector.windows import TimeWindow
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -312,6 +312,45 @@ def test_a_facts_statuses_are_joined_once_each(store: StateStore) -> None:
 def test_remember_nothing_is_a_no_op(store: StateStore) -> None:
     store.remember(dedup_scope("contoso", MT), [])
     assert store.expire_seen(FAR) == 0
+
+
+# --- a page's commit: its facts and its lane's step together ---------------------------------
+
+
+def test_commit_page_remembers_the_facts_and_saves_the_next_link(store: StateStore) -> None:
+    store.commit_window("contoso", MT, TimeWindow(T0 - timedelta(hours=1), T0), NOW)
+    step = LaneStep("contoso", MT, "live", W1, LINK, NOW)
+    store.commit_page(dedup_scope("contoso", MT), [(b"a", "pending", FAR)], step)
+    assert store.seen_statuses([b"a"]) == {b"a": "pending"}
+    assert store.load("contoso", MT) == Checkpoint(T0, W1, LINK, NOW)
+
+
+def test_commit_page_of_a_windows_last_page_moves_the_watermark(store: StateStore) -> None:
+    store.save_inflight("contoso", MT, W1, LINK, NOW)
+    scope = dedup_scope("contoso", MT)
+    store.commit_page(
+        scope, [(b"a", "delivered", FAR)], LaneStep("contoso", MT, "live", W1, None, NOW)
+    )
+    assert store.load("contoso", MT) == Checkpoint(W1.end, None, None, NOW)
+    assert store.seen_statuses([b"a"]) == {b"a": "delivered"}
+    # The watermark never moves back, as with commit_window.
+    store.commit_page(
+        scope,
+        [],
+        LaneStep("contoso", MT, "live", TimeWindow(T0 - timedelta(hours=1), T0), None, NOW),
+    )
+    assert store.load("contoso", MT).watermark == W1.end
+
+
+def test_commit_page_with_only_facts_or_only_a_step(store: StateStore) -> None:
+    scope = dedup_scope("contoso", MT)
+    store.commit_page(scope, [(b"a", "pending", FAR)], None)  # a lane without checkpoint
+    assert store.seen_statuses([b"a"]) == {b"a": "pending"}
+    assert store.all() == []
+    store.commit_page(scope, [], LaneStep("contoso", MT, "final", W1, LINK, NOW))  # nothing new
+    assert store.load("contoso", MT, "final").next_link == LINK
+    store.commit_page(scope, [], None)  # nothing at all
+    assert store.seen_statuses([b"a"]) == {b"a": "pending"}
 
 
 def test_seen_statuses_answers_for_pages_of_any_size(store: StateStore) -> None:

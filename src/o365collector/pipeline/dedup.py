@@ -16,7 +16,7 @@ from hashlib import blake2b
 
 from o365collector.event import Event, StreamIds, event_id_after
 from o365collector.sources.base import Page
-from o365collector.state.store import dedup_scope
+from o365collector.state.store import LaneStep, dedup_scope
 from o365collector.state.writer import StateWriter
 
 Fact = tuple[bytes, str]  # (row key, status)
@@ -134,19 +134,27 @@ class Deduplicator:
             self._inflight = {}
 
     async def settle(
-        self, facts: Sequence[Fact], window_end: datetime, *, remember: bool = True
+        self,
+        facts: Sequence[Fact],
+        window_end: datetime,
+        *,
+        remember: bool = True,
+        step: LaneStep | None = None,
     ) -> None:
-        """Remember acknowledged ``facts`` until the horizon after ``window_end`` has passed.
+        """Commit a page: remember its acknowledged ``facts``, and take its lane's ``step``.
 
-        ``remember=False`` (``final`` on history no lane reads again) only releases the
-        in-flight marks.
+        Facts are kept until the horizon after ``window_end`` has passed, in the same
+        transaction (one round trip) as the step. ``remember=False`` (``final`` on history
+        no lane reads again) only releases their in-flight marks.
         """
         if not remember or not facts:
             self.release(facts)
+            if step is not None:
+                await self.store.commit_page(self.scope, [], step)
             return
         expires = int((window_end + self.keep).timestamp())
         async with self._lock:
-            await self.store.remember(
-                self.scope, sorted((key, status, expires) for key, status in facts)
+            await self.store.commit_page(
+                self.scope, sorted((key, status, expires) for key, status in facts), step
             )
             self.release(facts)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +24,7 @@ from o365collector.pipeline.dedup import Deduplicator
 from o365collector.pipeline.delivery import Dispatcher
 from o365collector.planning.lanes import Priority
 from o365collector.sources.base import Page, WindowSource
+from o365collector.state.store import LaneStep
 from o365collector.windows import TimeWindow
 
 log = structlog.get_logger(__name__)
@@ -141,13 +141,15 @@ class WindowReader:
         link: str | None,
         stop: asyncio.Event,
         *,
-        on_page: Callable[[str], Awaitable[None]] | None,
-        on_window: Apply,
+        checkpoint: bool,
+        on_window: Apply | None = None,
     ) -> bool:
         """Read ``window`` from ``link`` (or its start); False if stopped before its end.
 
-        ``on_page(next_link)`` and ``on_window()`` run in the committer, in order, after the
-        sinks acknowledged everything before them.
+        Each page is committed in the committer, in order, after the sinks acknowledged
+        everything before it: its facts are remembered and, with ``checkpoint``, the lane's
+        checkpoint moves (the window's next link, or its end after the last page) in the
+        same state call. ``on_window()`` then runs once the window's last page is committed.
         """
         ctx = self.ctx
         self.last_link = link
@@ -160,7 +162,7 @@ class WindowReader:
             except BaseException:
                 page.permit.release()
                 raise
-            done = await self._hand_over(page, window, remember, on_page, on_window)
+            done = await self._hand_over(page, window, remember, checkpoint, on_window)
             if done:
                 return True
             self.last_link = page.next_link
@@ -174,8 +176,8 @@ class WindowReader:
         page: Page,
         window: TimeWindow,
         remember: bool,
-        on_page: Callable[[str], Awaitable[None]] | None,
-        on_window: Apply,
+        checkpoint: bool,
+        on_window: Apply | None,
     ) -> bool:
         """Send a page's new facts to the sinks and queue its commit; True if it was the last.
 
@@ -212,9 +214,16 @@ class WindowReader:
             )
         waits = [ack, *facts.waits]
 
+        next_link = page.next_link
+
         async def settle(facts_: list[tuple[bytes, str]] = facts.facts) -> None:
+            step = None
+            if checkpoint:
+                ident = ctx.identity
+                now = ctx.clock.now()
+                step = LaneStep(ident.tenant, ident.stream, self.lane, window, next_link, now)
             try:
-                await ctx.dedup.settle(facts_, window.end, remember=remember)
+                await ctx.dedup.settle(facts_, window.end, remember=remember, step=step)
             finally:
                 permit.release()
             ctx.progress.events += len(facts_)
@@ -225,12 +234,9 @@ class WindowReader:
             permit.release()
             ctx.dedup.release(facts_)
 
-        next_link = page.next_link
         after: Apply = settle
-        if next_link is None:
+        if next_link is None and on_window is not None:
             after = _then(settle, on_window)
-        elif on_page is not None:
-            after = _then(settle, functools.partial(on_page, next_link))
         commit = _all(waits)
         try:
             await self._enqueue((commit, after, give_up))

@@ -174,7 +174,7 @@ class StreamWorker:
                     window,
                     link,
                     stop,
-                    on_page=self._on_page(lane.name, window),
+                    checkpoint=True,
                     on_window=self._on_window(lane.name, window, started),
                 )
             except RestartWindowError as exc:
@@ -222,20 +222,13 @@ class StreamWorker:
                 window = TimeWindow(window.start, live)
         return window, plan.wait_secs
 
-    def _on_page(self, lane: str, window: TimeWindow) -> Callable[[str], Awaitable[None]]:
-        async def apply(next_link: str) -> None:
-            await self.store.save_inflight(
-                self.id.tenant, self.id.stream, window, next_link, self.ctx.clock.now(), lane
-            )
-
-        return apply
-
     def _on_window(
         self, lane: str, window: TimeWindow, started: datetime
     ) -> Callable[[], Awaitable[None]]:
+        """What follows the commit of the window's last page (which moved its watermark)."""
+
         async def apply() -> None:
             now = self.ctx.clock.now()
-            await self.store.commit_window(self.id.tenant, self.id.stream, window, now, lane)
             metrics.COMMITS.labels(tenant=self.id.tenant, stream=self.id.stream).inc()
             metrics.LANE_WATERMARK_LAG.labels(
                 tenant=self.id.tenant, stream=self.id.stream, lane=lane
@@ -286,7 +279,9 @@ class StreamWorker:
                 await wait_or_stop(stop, lane.every_secs - (clock.monotonic() - started))
                 continue
             try:
-                await reader.read(window, None, stop, on_page=None, on_window=self._on_sweep(lane))
+                await reader.read(
+                    window, None, stop, checkpoint=False, on_window=self._on_sweep(lane)
+                )
             except UnavailableError as exc:
                 if once:
                     raise

@@ -15,8 +15,8 @@ from psycopg import sql
 
 from o365collector.state.leases import FENCE_CHECK
 
-# Templates: {s} is the schema; {lease} the lease check (SELECT 1 when unfenced); {columns},
-# {key}, {scope} and {upsert} are the fragments of _FRAGMENTS (composed, never pasted).
+# Templates: {s} is the schema; {lease} the lease check (SELECT 1 when unfenced); the other
+# names are the fragments of _FRAGMENTS (composed, never pasted).
 _FRAGMENTS: dict[str, LiteralString] = {
     "columns": "watermark, inflight_start, inflight_end, next_link, updated_at",
     "key": "tenant = %(tenant)s AND stream = %(stream)s AND lane = %(lane)s",
@@ -28,6 +28,22 @@ _FRAGMENTS: dict[str, LiteralString] = {
     "SELECT %(tenant)s, %(stream)s, %(lane)s, %(watermark)s::timestamptz, "
     "%(start)s::timestamptz, %(end)s::timestamptz, %(link)s::text, %(now)s::timestamptz "
     "FROM lease ON CONFLICT (tenant, stream, lane) DO UPDATE SET",
+    "inflight_set": "inflight_start = EXCLUDED.inflight_start, "
+    "inflight_end = EXCLUDED.inflight_end, next_link = EXCLUDED.next_link, "
+    "updated_at = EXCLUDED.updated_at",
+    "commit_set": "watermark = GREATEST(c.watermark, EXCLUDED.watermark), "
+    "inflight_start = NULL, inflight_end = NULL, next_link = NULL, "
+    "updated_at = EXCLUDED.updated_at",
+    # A status already known for a key is not repeated (as in SQLite); the latest expiry wins.
+    "remember": "INSERT INTO {s}.seen AS x (row_key, scope, statuses, expires_at) "
+    "SELECT f.row_key, %(scope)s, f.statuses, f.expires_at FROM lease, "
+    "unnest(%(keys)s::bytea[], %(statuses)s::text[], %(expiries)s::bigint[]) "
+    "AS f(row_key, statuses, expires_at) "
+    "ON CONFLICT (row_key) DO UPDATE SET statuses = x.statuses || COALESCE(("
+    "SELECT string_agg('|' || n.status, '' ORDER BY n.i) "
+    "FROM unnest(string_to_array(EXCLUDED.statuses, '|')) WITH ORDINALITY AS n(status, i) "
+    "WHERE n.status <> ALL(string_to_array(x.statuses, '|'))), ''), "
+    "expires_at = GREATEST(x.expires_at, EXCLUDED.expires_at)",
 }
 _READS: dict[str, LiteralString] = {
     "load": "SELECT {columns} FROM {s}.checkpoints WHERE {key}",
@@ -43,13 +59,13 @@ _READS: dict[str, LiteralString] = {
     "markers": "SELECT tenant, stream, marker FROM {s}.stream_resets",
 }
 _WRITES: dict[str, LiteralString] = {
-    "save_inflight": "WITH lease AS ({lease}) {upsert} "
-    "inflight_start = EXCLUDED.inflight_start, inflight_end = EXCLUDED.inflight_end, "
-    "next_link = EXCLUDED.next_link, updated_at = EXCLUDED.updated_at",
-    "commit_window": "WITH lease AS ({lease}) {upsert} "
-    "watermark = GREATEST(c.watermark, EXCLUDED.watermark), "
-    "inflight_start = NULL, inflight_end = NULL, next_link = NULL, "
-    "updated_at = EXCLUDED.updated_at",
+    "save_inflight": "WITH lease AS ({lease}) {upsert} {inflight_set}",
+    "commit_window": "WITH lease AS ({lease}) {upsert} {commit_set}",
+    # A page's commit in one statement (one round trip): its facts, then its lane's step.
+    "page_inflight": "WITH lease AS ({lease}), r AS ({remember}), "
+    "c AS ({upsert} {inflight_set}) SELECT count(*) FROM lease",
+    "page_window": "WITH lease AS ({lease}), r AS ({remember}), "
+    "c AS ({upsert} {commit_set}) SELECT count(*) FROM lease",
     # The existing watermark comes from the statement's snapshot when the upsert skips it.
     "ensure_watermark": "WITH lease AS ({lease}), ins AS ({upsert} "
     "watermark = EXCLUDED.watermark, updated_at = EXCLUDED.updated_at "
@@ -61,17 +77,7 @@ _WRITES: dict[str, LiteralString] = {
     "SELECT %(tenant)s, %(stream)s, %(state)s, %(error)s, %(now)s::timestamptz FROM lease "
     "ON CONFLICT (tenant, stream) DO UPDATE SET state = EXCLUDED.state, "
     "error = EXCLUDED.error, updated_at = EXCLUDED.updated_at",
-    # A status already known for a key is not repeated (as in SQLite); the latest expiry wins.
-    "remember": "WITH lease AS ({lease}) INSERT INTO {s}.seen AS x "
-    "(row_key, scope, statuses, expires_at) "
-    "SELECT f.row_key, %(scope)s, f.statuses, f.expires_at FROM lease, "
-    "unnest(%(keys)s::bytea[], %(statuses)s::text[], %(expiries)s::bigint[]) "
-    "AS f(row_key, statuses, expires_at) "
-    "ON CONFLICT (row_key) DO UPDATE SET statuses = x.statuses || COALESCE(("
-    "SELECT string_agg('|' || n.status, '' ORDER BY n.i) "
-    "FROM unnest(string_to_array(EXCLUDED.statuses, '|')) WITH ORDINALITY AS n(status, i) "
-    "WHERE n.status <> ALL(string_to_array(x.statuses, '|'))), ''), "
-    "expires_at = GREATEST(x.expires_at, EXCLUDED.expires_at)",
+    "remember": "WITH lease AS ({lease}) {remember}",
     "record_reset_marker": "WITH lease AS ({lease}) INSERT INTO {s}.stream_resets "
     "(tenant, stream, marker, applied_at) "
     "SELECT %(tenant)s, %(stream)s, %(marker)s, %(now)s::timestamptz FROM lease "

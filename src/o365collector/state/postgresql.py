@@ -4,12 +4,13 @@ The second implementation of :class:`~o365collector.state.store.StateStore`; bui
 :func:`~o365collector.state.backend.open_state` (``state: {backend: postgresql}``). The
 tables live in their own schema (:mod:`o365collector.state.pg_schema`), migrated at open.
 
-Every call is one statement, so one round trip (``seen_statuses`` and ``remember`` too,
-whatever the number of keys), on a connection of a thread-safe pool: calls may come from
-several threads at once. With a :class:`~o365collector.state.leases.Fence`, each write that
-names a tenant carries the lease check (:data:`~o365collector.state.leases.FENCE_CHECK`) in
-the same statement and raises :class:`~o365collector.errors.LeaseLostError`, having written
-nothing, when the lease has moved on.
+Every call is one statement, so one round trip (``seen_statuses`` and ``commit_page`` too,
+whatever the number of keys: a page costs a lookup and a commit), on a connection of a
+thread-safe pool: calls may come from several threads at once. With a
+:class:`~o365collector.state.leases.Fence`, each write that names a tenant carries the
+lease check (:data:`~o365collector.state.leases.FENCE_CHECK`) in the same statement and
+raises :class:`~o365collector.errors.LeaseLostError`, having written nothing, when the
+lease has moved on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from o365collector.errors import LeaseLostError, StateError
 from o365collector.state.leases import Fence, LeaseTable
 from o365collector.state.pg_database import Connection, PgDatabase
 from o365collector.state.pg_statements import statements
-from o365collector.state.store import Checkpoint, dedup_scope
+from o365collector.state.store import Checkpoint, LaneStep, dedup_scope
 from o365collector.windows import TimeWindow, to_utc
 
 
@@ -113,8 +114,7 @@ class PostgresStateStore:
         lane: str = "live",
     ) -> None:
         """Record that ``window``'s pages before ``next_link`` are delivered."""
-        params = _row(tenant, stream, lane, now, start=window.start, end=window.end)
-        self._write("save_inflight", tenant, {**params, "link": next_link}, "write checkpoint")
+        self.commit_page("", [], LaneStep(tenant, stream, lane, window, next_link, now))
 
     def ensure_watermark(
         self, tenant: str, stream: str, lane: str, watermark: datetime, now: datetime
@@ -129,8 +129,7 @@ class PostgresStateStore:
         self, tenant: str, stream: str, window: TimeWindow, now: datetime, lane: str = "live"
     ) -> None:
         """Record that all of ``window`` is delivered: the watermark moves to its end."""
-        params = _row(tenant, stream, lane, now, watermark=window.end)
-        self._write("commit_window", tenant, params, "write checkpoint")
+        self.commit_page("", [], LaneStep(tenant, stream, lane, window, None, now))
 
     def set_status(self, tenant: str, stream: str, state: str, error: str, now: datetime) -> None:
         """Record a stream's health (``ok`` or ``failed`` with a redacted reason)."""
@@ -149,28 +148,43 @@ class PostgresStateStore:
         return {bytes(k): str(s) for k, s in self._read("seen", {"keys": row_keys})}
 
     def remember(self, scope: str, facts: list[tuple[bytes, str, int]]) -> None:
-        """Record delivered facts as (row key, status, expiry epoch seconds).
+        """Record delivered facts as (row key, status, expiry epoch seconds)."""
+        self.commit_page(scope, facts, None)
 
-        Facts of one key are merged first (one statement may not update a row twice);
-        keys go in order, so concurrent writers lock rows in the same order.
-        """
-        if not facts:
+    def commit_page(
+        self, scope: str, facts: list[tuple[bytes, str, int]], step: LaneStep | None
+    ) -> None:
+        """Remember a page's facts and take its lane's step: one statement, one round trip."""
+        if step is None:
+            if facts:
+                tenant = scope.split("\x1f", 1)[0]  # see dedup_scope
+                self._write("remember", tenant, _facts(scope, facts), "write dedup fingerprints")
             return
-        merged: dict[bytes, tuple[list[str], int]] = {}
-        for key, status, expires in facts:
-            statuses, latest = merged.setdefault(key, ([], expires))
-            if status not in statuses:
-                statuses.append(status)
-            merged[key] = (statuses, max(latest, expires))
-        keys = sorted(merged)
-        params = {
-            "scope": scope,
-            "keys": keys,
-            "statuses": ["|".join(merged[k][0]) for k in keys],
-            "expiries": [merged[k][1] for k in keys],
-        }
-        tenant = scope.split("\x1f", 1)[0]  # see dedup_scope
-        self._write("remember", tenant, params, "write dedup fingerprints")
+        window = step.window
+        if step.next_link is None:
+            name, params = (
+                "commit_window",
+                _row(step.tenant, step.stream, step.lane, step.now, watermark=window.end),
+            )
+        else:
+            name, params = (
+                "save_inflight",
+                _row(
+                    step.tenant,
+                    step.stream,
+                    step.lane,
+                    step.now,
+                    start=window.start,
+                    end=window.end,
+                ),
+            )
+            params["link"] = step.next_link
+        action = "write checkpoint"
+        if facts:
+            name = "page_window" if step.next_link is None else "page_inflight"
+            params |= _facts(scope, facts)
+            action = "write dedup fingerprints and checkpoint"
+        self._write(name, step.tenant, params, action)
 
     def expire_seen(self, now_epoch: int, scope: str | None = None) -> int:
         """Forget delivered facts whose re-read horizon has passed; returns how many rows."""
@@ -290,6 +304,27 @@ def _row(
         "end": _utc(end),
         "link": None,
         "now": to_utc(now),
+    }
+
+
+def _facts(scope: str, facts: list[tuple[bytes, str, int]]) -> dict[str, Any]:
+    """The parameters of a remember: facts of one key merged, keys in order.
+
+    One statement may not update a row twice, and concurrent writers then lock rows in
+    the same order.
+    """
+    merged: dict[bytes, tuple[list[str], int]] = {}
+    for key, status, expires in facts:
+        statuses, latest = merged.setdefault(key, ([], expires))
+        if status not in statuses:
+            statuses.append(status)
+        merged[key] = (statuses, max(latest, expires))
+    keys = sorted(merged)
+    return {
+        "scope": scope,
+        "keys": keys,
+        "statuses": ["|".join(merged[k][0]) for k in keys],
+        "expiries": [merged[k][1] for k in keys],
     }
 
 

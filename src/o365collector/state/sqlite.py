@@ -13,12 +13,20 @@ from datetime import datetime
 from pathlib import Path
 
 from o365collector.errors import StateError
-from o365collector.state.store import Checkpoint, dedup_scope
+from o365collector.state.store import Checkpoint, LaneStep, dedup_scope
 from o365collector.windows import TimeWindow, parse_iso, to_utc
 
 DATABASE_FILE = "state.db"  # in state_dir
 SCHEMA_VERSION = 2  # 2: dedup row keys start with the receive hour (1's are dropped)
 _SQL_CHUNK = 900  # stays under SQLite's bound-parameter limit on every build
+# A status already known for a key is not repeated; the latest expiry wins.
+_REMEMBER = (
+    "INSERT INTO seen(row_key, scope, statuses, expires_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(row_key) DO UPDATE SET statuses = CASE "
+    "WHEN instr('|' || statuses || '|', '|' || excluded.statuses || '|') > 0 "
+    "THEN statuses ELSE statuses || '|' || excluded.statuses END, "
+    "expires_at = max(expires_at, excluded.expires_at)"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -228,26 +236,36 @@ class SqliteStateStore:
 
     def remember(self, scope: str, facts: list[tuple[bytes, str, int]]) -> None:
         """Record delivered facts as (row key, status, expiry epoch seconds)."""
-        if not facts:
+        self.commit_page(scope, facts, None)
+
+    def commit_page(
+        self, scope: str, facts: list[tuple[bytes, str, int]], step: LaneStep | None
+    ) -> None:
+        """Remember a page's facts and take its lane's step, in one transaction."""
+        if not facts and step is None:
             return
         try:
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO seen(row_key, scope, statuses, expires_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(row_key) DO UPDATE SET statuses = CASE "
-                "WHEN instr('|' || statuses || '|', '|' || excluded.statuses || '|') > 0 "
-                "THEN statuses ELSE statuses || '|' || excluded.statuses END, "
-                "expires_at = max(expires_at, excluded.expires_at)",
-                [(key, scope, status, expires) for key, status, expires in facts],
-            )
+            if facts:
+                self._db.executemany(
+                    _REMEMBER, [(key, scope, status, expires) for key, status, expires in facts]
+                )
+            if step is not None:
+                key = (step.tenant, step.stream, step.lane)
+                if step.next_link is None:
+                    self._upsert_row(key, None, None, step.window.end, step.now)
+                else:
+                    self._upsert_row(key, step.window, step.next_link, None, step.now)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             # A full disk or an I/O error may have rolled the transaction back already.
             if self._db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-            msg = f"cannot write dedup fingerprints to {self.path}: {exc}"
-            raise StateError(msg) from exc
+            what = "dedup fingerprints" if facts else "checkpoint"
+            if facts and step is not None:
+                what = "dedup fingerprints and checkpoint"
+            raise StateError(f"cannot write {what} to {self.path}: {exc}") from exc
 
     def expire_seen(self, now_epoch: int, scope: str | None = None) -> int:
         """Forget delivered facts whose re-read horizon has passed; returns how many rows."""
@@ -328,29 +346,42 @@ class SqliteStateStore:
         watermark: datetime | None,
         now: datetime,
     ) -> None:
-        current = self.load(*key)
-        mark = current.watermark
-        if watermark is not None and (mark is None or watermark > mark):
-            mark = watermark
         try:
-            self._db.execute(
-                "INSERT INTO checkpoints(tenant, stream, lane, watermark, inflight_start, "
-                "inflight_end, next_link, updated_at) VALUES (?,?,?,?,?,?,?,?) "
-                "ON CONFLICT(tenant, stream, lane) DO UPDATE SET watermark=excluded.watermark, "
-                "inflight_start=excluded.inflight_start, inflight_end=excluded.inflight_end, "
-                "next_link=excluded.next_link, updated_at=excluded.updated_at",
-                (
-                    *key,
-                    _iso(mark),
-                    _iso(inflight.start if inflight else None),
-                    _iso(inflight.end if inflight else None),
-                    next_link,
-                    _iso(now),
-                ),
-            )
+            self._upsert_row(key, inflight, next_link, watermark, now)
         except sqlite3.Error as exc:
             msg = f"cannot write checkpoint to {self.path}: {exc}"
             raise StateError(msg) from exc
+
+    def _upsert_row(
+        self,
+        key: tuple[str, str, str],
+        inflight: TimeWindow | None,
+        next_link: str | None,
+        watermark: datetime | None,
+        now: datetime,
+    ) -> None:
+        """Write a lane's checkpoint row; the watermark never moves back."""
+        row = self._db.execute(
+            "SELECT watermark FROM checkpoints WHERE tenant=? AND stream=? AND lane=?", key
+        ).fetchone()
+        mark = parse_iso(row[0]) if row is not None and row[0] else None
+        if watermark is not None and (mark is None or watermark > mark):
+            mark = watermark
+        self._db.execute(
+            "INSERT INTO checkpoints(tenant, stream, lane, watermark, inflight_start, "
+            "inflight_end, next_link, updated_at) VALUES (?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(tenant, stream, lane) DO UPDATE SET watermark=excluded.watermark, "
+            "inflight_start=excluded.inflight_start, inflight_end=excluded.inflight_end, "
+            "next_link=excluded.next_link, updated_at=excluded.updated_at",
+            (
+                *key,
+                _iso(mark),
+                _iso(inflight.start if inflight else None),
+                _iso(inflight.end if inflight else None),
+                next_link,
+                _iso(now),
+            ),
+        )
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:

@@ -44,6 +44,23 @@ class Checkpoint:
     updated_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LaneStep:
+    """How far a lane got with a page: what its checkpoint becomes once the page is committed.
+
+    ``next_link`` set: the pages of ``window`` before it are delivered (as
+    :meth:`CheckpointStore.save_inflight`); ``None``: the whole window is (as
+    :meth:`CheckpointStore.commit_window`).
+    """
+
+    tenant: str
+    stream: str
+    lane: str
+    window: TimeWindow
+    next_link: str | None
+    now: datetime
+
+
 def dedup_scope(tenant: str, stream: str) -> str:
     """The scope under which a stream's delivered facts are remembered.
 
@@ -163,6 +180,17 @@ class ResetMarkers(Protocol):
 
 class StreamState(CheckpointStore, StreamHealth, DedupStore, Protocol):
     """What a stream worker uses: its checkpoints, its health, and dedup expiry."""
+
+    def commit_page(
+        self, scope: str, facts: list[tuple[bytes, str, int]], step: LaneStep | None
+    ) -> None:
+        """Commit a page: :meth:`~DedupStore.remember` ``facts``, then take the lane's ``step``.
+
+        Both in one transaction, so in one round trip: the page's commit is whole or
+        absent. ``facts`` may be empty (nothing to remember) and ``step`` ``None`` (a lane
+        without a checkpoint).
+        """
+        ...
 
 
 class StateStore(StreamState, ResetMarkers, Protocol):

@@ -25,7 +25,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
-from o365collector.state.store import Checkpoint, StreamState
+from o365collector.state.store import Checkpoint, LaneStep, StreamState
 from o365collector.windows import TimeWindow
 
 _T = TypeVar("_T")
@@ -93,6 +93,12 @@ class StateWriter:
     async def remember(self, scope: str, facts: list[tuple[bytes, str, int]]) -> None:
         """See :meth:`~o365collector.state.store.DedupStore.remember`."""
         await self._call(self.store.remember, scope, facts)
+
+    async def commit_page(
+        self, scope: str, facts: list[tuple[bytes, str, int]], step: LaneStep | None
+    ) -> None:
+        """See :meth:`~o365collector.state.store.StreamState.commit_page`."""
+        await self._call(self.store.commit_page, scope, facts, step)
 
     async def expire_seen(self, now_epoch: int, scope: str | None = None) -> int:
         """See :meth:`~o365collector.state.store.DedupStore.expire_seen`."""

@@ -296,15 +296,9 @@ async def _read_window(source: WindowSource, store: SqliteStateStore, tenant: st
     reader = WindowReader(ctx, "live", Priority.LIVE)
     reader.start()
 
-    async def on_page(next_link: str) -> None:
-        await writer.save_inflight(tenant, stream, WINDOW, next_link, EPOCH, "live")
-
-    async def on_window() -> None:
-        await writer.commit_window(tenant, stream, WINDOW, EPOCH, "live")
-
     error: BaseException | None = None
     try:
-        await reader.read(WINDOW, None, asyncio.Event(), on_page=on_page, on_window=on_window)
+        await reader.read(WINDOW, None, asyncio.Event(), checkpoint=True)
     except Exception as exc:
         error = exc
     finally:
