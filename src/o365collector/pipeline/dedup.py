@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from hashlib import blake2b
 
-from o365collector.event import Event, StreamIds, event_id_after
+from o365collector.event import Event, StreamIds, event_id_after, events_after
 from o365collector.sources.base import Page
 from o365collector.state.store import LaneStep, dedup_scope
 from o365collector.state.writer import StateWriter
@@ -88,10 +88,9 @@ class Deduplicator:
         # store's B-tree, so inserts and lookups touch a few pages instead of one per row.
         row_keys = self.ids.row_keys(page.facts)
         async with self._lock:
-            known = await self.store.seen_statuses(sorted({key for key, _ in row_keys}))
+            known = await self.store.seen_statuses(list({key: None for key, _ in row_keys}))
             out = self._classify(page, row_keys, known)
-            for fact in out.facts:
-                self._inflight[fact] = handed
+            self._inflight.update(dict.fromkeys(out.facts, handed))
         return out
 
     def _classify(
@@ -99,6 +98,17 @@ class Deduplicator:
     ) -> PageFacts:
         tenant, stream, records = self.tenant, self.stream, page.records
         inflight = self._inflight
+        facts = [(key, fact[2]) for (key, _), fact in zip(row_keys, page.facts, strict=True)]
+        if (
+            not known
+            and (not inflight or inflight.keys().isdisjoint(facts))
+            and len(set(facts)) == len(facts)
+        ):
+            # Every fact is new (a first read, a backlog): no bookkeeping per record.
+            events = events_after(
+                tenant, stream, records, [state for _, state in row_keys], [s for _, s in facts]
+            )
+            return PageFacts(events=events, facts=facts, new_rows=len(facts))
         out = PageFacts()
         in_page: set[Fact] = set()  # new facts of this page: an API may list a row twice
         for record, (_, _, status, _), (key, state) in zip(
@@ -155,6 +165,6 @@ class Deduplicator:
         expires = int((window_end + self.keep).timestamp())
         async with self._lock:
             await self.store.commit_page(
-                self.scope, sorted((key, status, expires) for key, status in facts), step
+                self.scope, [(key, status, expires) for key, status in facts], step
             )
             self.release(facts)
