@@ -45,6 +45,7 @@ BENCHMARKS = [
     "normalize",
     "faults",
     "outage",
+    "startup",
 ]
 RESULTS = ROOT / "bench" / "results.json"
 DOCS = ROOT / "docs" / "benchmarks.md"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
@@ -15,7 +14,6 @@ from click.core import ParameterSource
 from o365collector import __version__
 from o365collector.errors import O365CollectorError
 from o365collector.observability.redact import redact
-from o365collector.state.lock import state_lock
 
 if TYPE_CHECKING:  # each command imports what it runs: `--help` loads none of it
     from o365collector.app import Collector, RunResult
@@ -48,6 +46,8 @@ def hold_state_lock(held: contextlib.ExitStack, state_dir: Path, command: str) -
 
     Every command that writes state takes it: one process per state directory.
     """
+    from o365collector.state.lock import state_lock  # noqa: PLC0415 - not for --help, validate
+
     try:
         held.enter_context(state_lock(state_dir, command))
     except O365CollectorError as exc:
@@ -78,6 +78,8 @@ def run(config_path: Path, once: bool, log_level: str, log_format: LogFormat) ->
     status: 0 when every stream caught up, 1 when one failed, 2 for a bad configuration or
     a state directory in use.
     """
+    import asyncio  # noqa: PLC0415 - `--help`, `validate` and `state` do without it
+
     from o365collector.app import Collector, RunOptions  # noqa: PLC0415
     from o365collector.config.loader import load_settings  # noqa: PLC0415
     from o365collector.observability.logging import configure_logging  # noqa: PLC0415
@@ -117,6 +119,8 @@ def _run_once(collector: Collector, started: float, log_level: str, log_format: 
     Progress: a bar on a terminal, plain ``progress:`` lines when piped; the summary: a
     table, or plain ``summary:`` lines (see :mod:`o365collector.run_summary`).
     """
+    import asyncio  # noqa: PLC0415
+
     from rich.console import Console  # noqa: PLC0415 - keeps the daemon's start-up light
 
     from o365collector import run_summary  # noqa: PLC0415

@@ -150,3 +150,51 @@ def test_help_loads_no_command_code(tmp_path: Path) -> None:
     heavy = {"o365collector.app", "o365collector.config.model", "o365collector.config.loader"}
     assert not loaded & heavy, sorted(loaded & heavy)
     assert not {m for m in loaded if m.startswith("o365collector.observability.logging")}
+
+
+# Writes every module loaded when the interpreter exits to argv[1], then runs the console
+# script's `main` with the rest of argv.
+_LOADED = """
+import atexit, json, sys
+out = sys.argv[1]
+def dump():
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(sorted(sys.modules), f)
+atexit.register(dump)
+from o365collector.cli import main
+sys.argv = ["o365collector", *sys.argv[2:]]
+main()
+"""
+
+
+def test_validate_loads_no_event_loop_log_renderer_or_http(tmp_path: Path) -> None:
+    """``validate`` of a native file checks the config only: start-up time (issue 19).
+
+    asyncio, structlog (with rich behind its console renderer) and httpx are for the
+    commands that collect; ``validate`` has no use for them.
+    """
+    config = {
+        "state_dir": str(tmp_path / "state"),
+        "tenants": [
+            {"name": "t0", "tenant_id": TENANT_ID, "client_id": CLIENT_ID, "client_secret": SECRET}
+        ],
+        "sinks": [{"type": "jsonl", "name": "file", "path": str(tmp_path / "e.jsonl")}],
+    }
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    out = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADED, str(out), "validate", "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "valid (1 tenant(s)" in done.stdout
+    loaded: list[str] = orjson.loads(out.read_bytes())
+    assert "o365collector.config.model" in loaded  # the probe saw validate's path
+    tops = {m.split(".")[0] for m in loaded}
+    assert not tops & {"asyncio", "structlog", "rich", "httpx"}, sorted(tops)
+    heavy = {"o365collector.app", "o365collector.observability.logging", "o365collector.sinks"}
+    assert not {m for m in loaded if m.startswith(tuple(heavy))}

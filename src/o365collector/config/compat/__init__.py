@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from o365collector.config.compat.devo import DEVO_KEYS, INPUT, translate_cloud, translate_devo
 from o365collector.config.compat.draft import Context, collector_root
 from o365collector.config.compat.finish import NATIVE_BLOCK, Translation, finish
@@ -28,8 +26,6 @@ __all__ = [
     "detect_layout",
     "translate_foreign",
 ]
-
-log = structlog.get_logger(__name__)
 
 
 def detect_layout(data: dict[str, Any]) -> str | None:
@@ -96,7 +92,19 @@ def translate_foreign(
     if ctx.problems.items:
         problems.extend(ctx.problems.items)
         return None
-    if translation is not None:
-        for note in translation.notes:
-            log.warning(note, layout=translation.data["compat_layout"])
+    if translation is not None and translation.notes:
+        _log_notes(translation)
     return translation
+
+
+def _log_notes(translation: Translation) -> None:
+    """Log the translation's notes as warnings.
+
+    structlog (and the rich renderer it loads) is imported here, not at module level:
+    a native file, the common case of ``validate``, needs neither (~40 ms of start-up).
+    """
+    import structlog  # noqa: PLC0415
+
+    log = structlog.get_logger(__name__)
+    for note in translation.notes:
+        log.warning(note, layout=translation.data["compat_layout"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from o365collector.config.base import Strict
 from o365collector.config.model import Settings
@@ -12,6 +12,9 @@ from o365collector.config.model import Settings
 
 class ServiceReset(Strict):
     """A service's ``reset_persistence_auth`` value, for the streams that may collect it."""
+
+    # Built when a foreign file is validated: a native one (and `validate` of it) never is.
+    model_config = ConfigDict(defer_build=True)
 
     tenant: int = Field(ge=0)  # index in ``tenants``
     streams: list[str]
@@ -41,7 +44,10 @@ class CompatSettings(Settings):
     show``: the foreign parameter's key path, or which of the product's defaults it is.
     Keyed by :func:`source_key` for stream options, else by native key
     (``collection.poll_interval_secs``, ``budget.requests_per_second``, ``enabled``).
+    Its validator is built on first use: for a native file it serves ``isinstance`` only.
     """
+
+    model_config = ConfigDict(defer_build=True)
 
     compat_layout: str
     compat_resets: list[ServiceReset] = Field(default_factory=list)
