@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
@@ -39,7 +39,6 @@ from o365collector.page_gate import PageGate
 from o365collector.pipeline.dedup import Deduplicator
 from o365collector.pipeline.delivery import DeadLetter, Dispatcher, SinkRunner
 from o365collector.pipeline.lane import LaneContext
-from o365collector.pipeline.offered import OfferedReportWorker
 from o365collector.pipeline.stream import StreamIdentity, StreamWorker
 from o365collector.planning.lanes import BandLane, Priority, WatermarkLane
 from o365collector.planning.plan import stream_plan
@@ -48,13 +47,15 @@ from o365collector.scaleout.runs import TenantRuns
 from o365collector.sinks.base import Sink
 from o365collector.sinks.factory import build_sink
 from o365collector.sources.factory import build_source
-from o365collector.sources.reporting.discovery import ServiceDocument
 from o365collector.state.backend import open_leases, open_state
 from o365collector.state.leases import Fence
 from o365collector.state.lock import state_lock
 from o365collector.state.resets import apply_configured_resets
 from o365collector.state.store import StateStore
 from o365collector.state.writer import StateWriter
+
+if TYPE_CHECKING:
+    from o365collector.sources.reporting.discovery import ServiceDocument
 
 log = structlog.get_logger(__name__)
 
@@ -305,12 +306,7 @@ class Collector:
         api = ApiClient(
             client, tokens, budget, collection.retry, self.clock, tenant.label, self.gate
         )
-        discovery = ServiceDocument(
-            api,
-            base=tenant.endpoints.reporting_base(),
-            scope=tenant.endpoints.scope_for_reporting(),
-            clock=self.clock,
-        )
+        discovery: ServiceDocument | None = None  # one per tenant, for its RWS streams only
         workers: list[StreamWorker] = []
         for entry in tenant.streams:
             stream = configured(entry)
@@ -335,6 +331,19 @@ class Collector:
                 self.progress.stream(tenant.label, name),
             )
             if built.needs_reports:
+                # The Reporting web service's modules (and its XML parser) load only here.
+                from o365collector.pipeline.offered import OfferedReportWorker  # noqa: PLC0415
+                from o365collector.sources.reporting.discovery import (  # noqa: PLC0415
+                    ServiceDocument,
+                )
+
+                if discovery is None:
+                    discovery = ServiceDocument(
+                        api,
+                        base=tenant.endpoints.reporting_base(),
+                        scope=tenant.endpoints.scope_for_reporting(),
+                        clock=self.clock,
+                    )
                 workers.append(
                     OfferedReportWorker(
                         ctx, store, plan, discovery=discovery, reports=built.needs_reports

@@ -54,6 +54,31 @@ def hold_state_lock(held: contextlib.ExitStack, state_dir: Path, command: str) -
         fail(str(exc), 2)
 
 
+_DISPLAY_ONLY = ("rich", "pygments")
+"""What httpx and structlog import for their own consoles, never used by ``run``."""
+
+
+def import_without_display_packages() -> None:
+    """Import httpx and structlog while rich and Pygments are hidden from them.
+
+    httpx loads its command line (``httpx._main``: click, Pygments, rich) and structlog its
+    rich traceback formatter whenever they are installed; both give up quietly when they
+    are not. ``run`` uses neither (its logs are rendered after ``format_exc_info``), and
+    the two packages stayed resident at ~3 MiB for the life of the daemon. Packages
+    already imported are left alone; a later ``import rich`` (a progress bar on a
+    terminal) works as usual.
+    """
+    hidden = [name for name in _DISPLAY_ONLY if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment] # makes `import name` fail
+    try:
+        import httpx  # noqa: F401, PLC0415
+        import structlog  # noqa: F401, PLC0415
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+
+
 def wants_debug(settings: Settings, ctx: click.Context) -> bool:
     """Devo's ``globals.debug: true`` asks for debug logs, unless ``--log-level`` is given."""
     given = ctx.get_parameter_source("log_level") is not ParameterSource.DEFAULT
@@ -80,6 +105,7 @@ def run(config_path: Path, once: bool, log_level: str, log_format: LogFormat) ->
     """
     import asyncio  # noqa: PLC0415 - `--help`, `validate` and `state` do without it
 
+    import_without_display_packages()
     from o365collector.app import Collector, RunOptions  # noqa: PLC0415
     from o365collector.config.loader import load_settings  # noqa: PLC0415
     from o365collector.observability.logging import configure_logging  # noqa: PLC0415
@@ -121,12 +147,10 @@ def _run_once(collector: Collector, started: float, log_level: str, log_format: 
     """
     import asyncio  # noqa: PLC0415
 
-    from rich.console import Console  # noqa: PLC0415 - keeps the daemon's start-up light
-
     from o365collector import run_summary  # noqa: PLC0415
     from o365collector.observability.logging import configure_logging  # noqa: PLC0415
 
-    console = Console(stderr=True)
+    console = run_summary.stderr_console()  # rich only on a terminal
     tracker = run_summary.Tracker(collector.progress, run_summary.run_goals(collector.settings))
     display = run_summary.ProgressDisplay(console)
 

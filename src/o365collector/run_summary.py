@@ -18,20 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TextIO, TypeVar
-
-from rich.console import Console
-from rich.markup import escape
-from rich.measure import Measurement
-from rich.progress import BarColumn, TaskID, TextColumn
-from rich.progress import Progress as Bar
-from rich.table import Table
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from o365collector.config.model import Settings
 from o365collector.config.streams import configured
@@ -49,6 +43,41 @@ _FINISHED = frozenset({"stopped", "failed", "skipped"})
 
 Key = tuple[str, str]
 T = TypeVar("T")
+
+if TYPE_CHECKING:  # rich is imported only for a terminal: see `stderr_console`
+    from rich.console import Console
+    from rich.progress import BarColumn, TaskID
+    from rich.progress import Progress as Bar
+
+
+class PlainConsole:
+    """What the plain (piped) form needs of a rich ``Console``: lines written to stderr.
+
+    Piped, nothing of rich is used, and importing it (with the Pygments lexers it pulls
+    in) would keep ~3 MiB resident for the life of ``run --once``.
+    """
+
+    is_terminal = False
+
+    def out(self, text: str, *, highlight: bool = False) -> None:
+        """Write ``text`` and a newline to stderr, as ``Console.out`` does when piped."""
+        del highlight  # a plain line is never highlighted
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def stderr_console() -> Console | PlainConsole:
+    """A rich ``Console`` on stderr, or a :class:`PlainConsole` where rich would see no terminal.
+
+    Plain when stderr is not a TTY and neither ``TTY_COMPATIBLE=1`` nor ``FORCE_COLOR`` asks
+    rich to treat it as one; otherwise rich decides, as it always did.
+    """
+    forced = os.environ.get("TTY_COMPATIBLE") == "1" or bool(os.environ.get("FORCE_COLOR"))
+    if not forced and not sys.stderr.isatty():
+        return PlainConsole()
+    from rich.console import Console  # noqa: PLC0415 - only a terminal needs rich
+
+    return Console(stderr=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +223,7 @@ class ProgressDisplay:
 
     def __init__(
         self,
-        console: Console,
+        console: Console | PlainConsole,
         *,
         plain: bool | None = None,
         every_secs: float = PLAIN_EVERY_SECS,
@@ -210,7 +239,7 @@ class ProgressDisplay:
         self._last_print = clock()
         self._reported: set[Key] = set()
         self._bar: Bar | None = None
-        self._bar_column = BarColumn(bar_width=20)
+        self._bar_column: BarColumn | None = None  # made with the bar: plain needs no rich
         self._tasks: dict[Key, TaskID] = {}
 
     @contextmanager
@@ -223,6 +252,13 @@ class ProgressDisplay:
         if self.plain:
             yield self
             return
+        from rich.console import Console  # noqa: PLC0415 - a terminal only
+        from rich.progress import BarColumn, TextColumn  # noqa: PLC0415
+        from rich.progress import Progress as Bar  # noqa: PLC0415
+
+        if not isinstance(self.console, Console):
+            raise TypeError("a progress bar needs a rich Console")
+        self._bar_column = BarColumn(bar_width=20)
         bar = Bar(
             TextColumn("{task.description}"),
             self._bar_column,
@@ -262,7 +298,7 @@ class ProgressDisplay:
                 self._line(f"progress: {snap.name} {_counts(snap)} eta {_eta(snap.eta_secs)}")
 
     def _update_bar(self, bar: Bar, snapshots: list[Snapshot]) -> None:
-        if not snapshots:
+        if not snapshots or self._bar_column is None:
             return
         texts = {
             (s.tenant, s.stream): (
@@ -275,7 +311,7 @@ class ProgressDisplay:
         # The bar gives way to the names and numbers: at 80 columns nothing is cut.
         name = max(len(s.name) for s in snapshots)
         rest = max(len("windows  rows  eta ") + sum(map(len, t)) for t in texts.values())
-        self._bar_column.bar_width = max(3, min(20, self.console.width - name - rest - 4))
+        self._bar_column.bar_width = max(3, min(20, bar.console.width - name - rest - 4))
         for snap in snapshots:
             key = (snap.tenant, snap.stream)
             if key not in self._tasks:
@@ -376,12 +412,21 @@ def summarize(
     return RunSummary(streams, dict(requests), duration_secs)
 
 
-def print_summary(summary: RunSummary, console: Console, *, plain: bool | None = None) -> None:
+def print_summary(
+    summary: RunSummary, console: Console | PlainConsole, *, plain: bool | None = None
+) -> None:
     """Print ``summary``: a table on a terminal, plain ``summary:`` lines otherwise."""
     if (not console.is_terminal) if plain is None else plain:
         for line in summary_lines(summary):
             console.out(line, highlight=False)
         return
+    from rich.console import Console  # noqa: PLC0415 - a terminal only
+    from rich.markup import escape  # noqa: PLC0415
+    from rich.measure import Measurement  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    if not isinstance(console, Console):
+        raise TypeError("a summary table needs a rich Console")
     table = Table(
         title="o365collector run summary",
         title_justify="left",

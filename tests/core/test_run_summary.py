@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from rich.console import Console
 
 from o365collector.observability import metrics
 from o365collector.observability.progress import Progress
 from o365collector.run_summary import (
     Goal,
+    PlainConsole,
     ProgressDisplay,
     Tracker,
     print_summary,
+    stderr_console,
     summarize,
     summary_lines,
 )
@@ -125,6 +129,32 @@ def test_the_summary_names_each_stream_and_tenant() -> None:
         "summary: tenant fabrikam requests 3",
         "summary: 1 stream(s) ok, 1 failed in 61.4s",
     ]
+
+
+def test_piped_the_summary_is_written_as_rich_wrote_it_without_rich(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    summary = summarize(
+        _summary_progress(), windows={}, durations={}, requests={"t": 3}, duration_secs=1.0
+    )
+    out = io.StringIO()
+    print_summary(summary, Console(file=out))  # rich on a file: not a terminal
+    print_summary(summary, PlainConsole())
+    assert capsys.readouterr().err == out.getvalue()
+
+
+def test_stderr_console_is_plain_unless_rich_could_see_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # piped
+    assert isinstance(stderr_console(), PlainConsole)
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich would draw: rich decides
+    assert isinstance(stderr_console(), Console)
+    monkeypatch.delenv("FORCE_COLOR")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    assert isinstance(stderr_console(), Console)
 
 
 def test_the_summary_table_at_80_columns_cuts_no_name() -> None:

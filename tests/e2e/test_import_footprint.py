@@ -41,7 +41,7 @@ _RUN = """
 import atexit, json, sys
 out = sys.argv[1]
 def dump():
-    watched = {"cryptography", "o365collector", "o365emulator"}
+    watched = {"cryptography", "o365collector", "o365emulator", "rich", "pygments"}
     names = sorted(m for m in sys.modules if m.split(".")[0] in watched)
     with open(out, "w", encoding="utf-8") as f:
         json.dump(names, f)
@@ -124,6 +124,21 @@ def test_client_secret_run_never_imports_cryptography(tmp_path: Path) -> None:
     loaded = _run_once(tmp_path, {"type": "client_secret", "client_secret": SECRET}, cert.cert_text)
     assert [m for m in loaded if m.split(".")[0] == "cryptography"] == []
     assert [m for m in loaded if m.startswith(CLI_ONLY)] == []
+
+
+def test_piped_run_imports_no_display_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Piped, ``run --once`` prints plain lines: rich and Pygments (~3 MiB) stay out.
+
+    httpx (its command line) and structlog (its tracebacks) import them when installed;
+    ``run`` hides them while importing those two.
+    """
+    monkeypatch.delenv("FORCE_COLOR", raising=False)  # rich would draw: it would be needed
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    cert = make_cert_files(tmp_path)
+    loaded = _run_once(tmp_path, {"type": "client_secret", "client_secret": SECRET}, cert.cert_text)
+    assert [m for m in loaded if m.split(".")[0] in {"rich", "pygments"}] == []
 
 
 def test_certificate_run_imports_cryptography(tmp_path: Path) -> None:

@@ -157,7 +157,7 @@ class Collector:
         """The statuses the dedup store holds for ``row`` (empty once expired)."""
         received = row.received.strftime("%Y-%m-%dT%H:%M:%SZ")
         fact = (row.id, "someone@contoso.com", "", received)
-        key = StreamIds("tid", STREAM).row_keys([fact])[0][0]
+        key = StreamIds("tid", STREAM).row_keys([fact])[0]
         return self.store.seen_statuses([key])
 
     async def final_mark(self) -> datetime | None:

@@ -119,7 +119,7 @@ class JournalWriter(StateWriter):
         self.page_of = {
             key: page
             for page in range(1, 20)
-            for key, _ in ids.row_keys(row_facts(_records(page), _key))
+            for key in ids.row_keys(row_facts(_records(page), _key))
         }
 
     async def commit_page(

@@ -12,9 +12,9 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from hashlib import blake2b
+from typing import Any
 
-from o365collector.event import Event, StreamIds, event_id_after, events_after
+from o365collector.event import Event, RowFact, StreamIds
 from o365collector.sources.base import Page
 from o365collector.state.store import LaneStep, dedup_scope
 from o365collector.state.writer import StateWriter
@@ -69,71 +69,69 @@ class Deduplicator:
         """Sort a page's records into new facts (as events) and known or in-flight ones.
 
         Each record's identity comes from ``page.facts`` (read once by the source) and is
-        hashed once: into its row key and, for a fact to deliver, on into its event id.
+        hashed into its row key; a fact to deliver is hashed again into its event id.
         The new facts are marked as on their way until ``handed`` resolves: other lanes
         that read them meanwhile wait for it instead of sending them again (see
         :meth:`release` if the page never reaches the sinks).
         """
-        tenant, stream, records = self.tenant, self.stream, page.records
         if not self.shared:
-            ids = self.ids.event_ids(page.facts)
-            return PageFacts(
-                events=[
-                    Event(tenant, stream, id_, record)
-                    for id_, record in zip(ids, records, strict=True)
-                ],
-                new_rows=len(records),
-            )
+            return PageFacts(self._events(page.records, page.facts), new_rows=len(page.records))
         # The receive hour leads the row key: a page's rows then sit side by side in the
         # store's B-tree, so inserts and lookups touch a few pages instead of one per row.
         row_keys = self.ids.row_keys(page.facts)
         async with self._lock:
-            known = await self.store.seen_statuses(list({key: None for key, _ in row_keys}))
+            known = await self.store.seen_statuses(list(dict.fromkeys(row_keys)))
             out = self._classify(page, row_keys, known)
             self._inflight.update(dict.fromkeys(out.facts, handed))
         return out
 
-    def _classify(
-        self, page: Page, row_keys: list[tuple[bytes, blake2b]], known: dict[bytes, str]
-    ) -> PageFacts:
-        tenant, stream, records = self.tenant, self.stream, page.records
+    def _classify(self, page: Page, row_keys: list[bytes], known: dict[bytes, str]) -> PageFacts:
+        records = page.records
         inflight = self._inflight
-        facts = [(key, fact[2]) for (key, _), fact in zip(row_keys, page.facts, strict=True)]
+        facts = [(key, fact[2]) for key, fact in zip(row_keys, page.facts, strict=True)]
         if (
             not known
             and (not inflight or inflight.keys().isdisjoint(facts))
             and len(set(facts)) == len(facts)
         ):
             # Every fact is new (a first read, a backlog): no bookkeeping per record.
-            events = events_after(
-                tenant, stream, records, [state for _, state in row_keys], [s for _, s in facts]
-            )
-            return PageFacts(events=events, facts=facts, new_rows=len(facts))
+            return PageFacts(self._events(records, page.facts), facts, new_rows=len(facts))
         out = PageFacts()
         in_page: set[Fact] = set()  # new facts of this page: an API may list a row twice
-        for record, (_, _, status, _), (key, state) in zip(
-            records, page.facts, row_keys, strict=True
-        ):
+        new: list[RowFact] = []
+        new_records: list[dict[str, Any]] = []
+        for record, row, fact in zip(records, page.facts, facts, strict=True):
+            key, status = fact
             prior = known.get(key)
             if prior is not None and status in prior.split("|"):
                 out.known += 1
                 continue
-            pending = inflight.get((key, status)) if inflight else None
+            pending = inflight.get(fact) if inflight else None
             if pending is not None:
                 out.waits.append(pending)
                 out.known += 1
                 continue
-            if (key, status) in in_page:
+            if fact in in_page:
                 out.known += 1
                 continue
-            in_page.add((key, status))
+            in_page.add(fact)
             if prior is None:
                 out.new_rows += 1
             else:
                 out.status_changes += 1
-            out.events.append(Event(tenant, stream, event_id_after(state, status), record))
-            out.facts.append((key, status))
+            new.append(row)
+            new_records.append(record)
+            out.facts.append(fact)
+        out.events = self._events(new_records, new)
         return out
+
+    def _events(self, records: list[dict[str, Any]], facts: list[RowFact]) -> list[Event]:
+        """The events of ``records`` to deliver, whose identities are ``facts``."""
+        tenant, stream = self.tenant, self.stream
+        ids = self.ids.event_ids(facts)
+        return [
+            Event(tenant, stream, id_, record) for id_, record in zip(ids, records, strict=True)
+        ]
 
     def release(self, facts: Sequence[Fact]) -> None:
         """Forget that ``facts`` are on their way (their page never reached the sinks)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -13,7 +13,9 @@ from o365collector.clock import Clock
 from o365collector.config.sinks import NORMALIZED, PayloadKind
 from o365collector.dates import epoch_secs
 from o365collector.event import Event
-from o365collector.normalize.normalizer import Normalizer
+
+if TYPE_CHECKING:  # imported when an ecs / ocsf payload is made: raw and envelope need none
+    from o365collector.normalize.normalizer import Normalizer
 
 UNENCODABLE = "unencodable"
 UNMAPPABLE = "unmappable"
@@ -58,7 +60,10 @@ class Payload:
             ValueError: a normalizer with a raw or envelope payload, or of another form.
         """
         if kind in NORMALIZED:
-            normalizer = normalizer or Normalizer("ecs" if kind == "ecs" else "ocsf")
+            if normalizer is None:
+                from o365collector.normalize.normalizer import Normalizer  # noqa: PLC0415
+
+                normalizer = Normalizer("ecs" if kind == "ecs" else "ocsf")
             if normalizer.form != kind:
                 msg = f"payload {kind} given a normalizer of {normalizer.form}"
                 raise ValueError(msg)

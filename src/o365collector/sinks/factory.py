@@ -1,7 +1,9 @@
 """Build a sink from its settings: register its secrets, then hand over to its component.
 
 Each sink type is a component folder, ``sinks/<type>/``, whose ``build`` turns its
-settings model into the sink; this module only routes a model to its component.
+settings model into the sink; this module only routes a model to its component. A
+component (and the normalizers, for ``ecs`` / ``ocsf``) is imported when a sink of its
+type is built: what is not configured is not resident in the daemon.
 """
 
 from __future__ import annotations
@@ -25,18 +27,9 @@ from o365collector.config.sinks import (
     StdoutSinkSettings,
     SyslogSinkSettings,
 )
-from o365collector.normalize.normalizer import Normalizer
 from o365collector.observability.redact import SECRET_KEYS, register_secret
 from o365collector.sinks.base import Sink
-from o365collector.sinks.devo import build as devo
-from o365collector.sinks.elastic import build as elastic
 from o365collector.sinks.encode import Payload
-from o365collector.sinks.http import build as http
-from o365collector.sinks.jsonl import build as jsonl
-from o365collector.sinks.sekoia import build as sekoia
-from o365collector.sinks.splunk import build as splunk
-from o365collector.sinks.stdout import build as stdout
-from o365collector.sinks.syslog import build as syslog
 
 
 def build_sink(  # noqa: PLR0911 - one route per type
@@ -62,20 +55,36 @@ def build_sink(  # noqa: PLR0911 - one route per type
     payload = sink_payload(settings, local_domains)
     match settings:
         case JsonlSinkSettings():
+            from o365collector.sinks.jsonl import build as jsonl  # noqa: PLC0415
+
             return jsonl.build(settings, clock, executor, payload)
         case StdoutSinkSettings():
+            from o365collector.sinks.stdout import build as stdout  # noqa: PLC0415
+
             return stdout.build(settings, clock, payload)
         case DevoSinkSettings():
+            from o365collector.sinks.devo import build as devo  # noqa: PLC0415
+
             return devo.build(settings, clock, payload)
         case SyslogSinkSettings():
+            from o365collector.sinks.syslog import build as syslog  # noqa: PLC0415
+
             return syslog.build(settings, clock, payload)
         case SekoiaSinkSettings():
+            from o365collector.sinks.sekoia import build as sekoia  # noqa: PLC0415
+
             return sekoia.build(settings, clock, payload)
         case SplunkHecSinkSettings():
+            from o365collector.sinks.splunk import build as splunk  # noqa: PLC0415
+
             return splunk.build(settings, clock, payload)
         case ElasticsearchSinkSettings():
+            from o365collector.sinks.elastic import build as elastic  # noqa: PLC0415
+
             return elastic.build(settings, clock, payload)
         case HttpSinkSettings():
+            from o365collector.sinks.http import build as http  # noqa: PLC0415
+
             return http.build(settings, clock, payload)
         case _:
             assert_never(settings)
@@ -88,6 +97,8 @@ def sink_payload(
     kind = settings.payload
     if kind not in NORMALIZED:
         return Payload(kind)
+    from o365collector.normalize.normalizer import Normalizer  # noqa: PLC0415 - ecs/ocsf only
+
     normalizer = Normalizer(
         "ecs" if kind == "ecs" else "ocsf",
         local_domains=local_domains,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from o365collector.config.model import CollectionSettings, EndpointSettings
 from o365collector.config.streams import ConfiguredStream, DetailOptions, ReportOptions
 from o365collector.http.client import ApiClient
 from o365collector.sources.base import WindowSource
 from o365collector.sources.graph.message_trace import GraphMessageTraceSource
-from o365collector.sources.reporting.detail import DetailSource, GraphDetail, RwsDetail
-from o365collector.sources.reporting.source import ReportSource
 from o365collector.streams.catalog import CATALOG, ReportSpec
+
+if TYPE_CHECKING:  # the Reporting web service's sources load only for its streams
+    from o365collector.sources.reporting.source import ReportSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ def _report(
     collection: CollectionSettings,
     page_size: int,
 ) -> ReportSource:
+    from o365collector.sources.reporting.source import ReportSource  # noqa: PLC0415
+
     return ReportSource(
         api,
         spec,
@@ -78,6 +82,12 @@ def _detail(
     endpoints: EndpointSettings,
     collection: CollectionSettings,
 ) -> BuiltSource:
+    from o365collector.sources.reporting.detail import (  # noqa: PLC0415
+        DetailSource,
+        GraphDetail,
+        RwsDetail,
+    )
+
     if options.api == "graph":
         graph = GraphDetail(
             api, graph_base=endpoints.graph_base(), scope=endpoints.scope_for_graph()
