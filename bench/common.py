@@ -282,8 +282,13 @@ def collector_config(
     collection: dict[str, Any],
     budget: dict[str, Any] | None = None,
     sink: dict[str, Any] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the collector's YAML (JSON-lines sink, no rotation) and return its path."""
+    """Write the collector's YAML (JSON-lines sink, no rotation) and return its path.
+
+    ``sink``: extra keys of the JSON-lines sink (e.g. ``payload``); ``state``: the ``state:``
+    section (e.g. the PostgreSQL backend), else the default SQLite in ``workdir/state``.
+    """
     budget = budget or {"requests": 100_000, "window_secs": 300}
     config = {
         "state_dir": str(workdir / "state"),
@@ -309,6 +314,8 @@ def collector_config(
             }
         ],
     }
+    if state is not None:
+        config["state"] = state
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -46,6 +46,7 @@ BENCHMARKS = [
     "faults",
     "outage",
     "startup",
+    "cost",
 ]
 RESULTS = ROOT / "bench" / "results.json"
 DOCS = ROOT / "docs" / "benchmarks.md"

@@ -20,6 +20,7 @@ them applied (``prototype.py``); without, src alone is measured.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +69,8 @@ class BacklogRun:
     empty: ProcResult
     requests: int
     emulator_cpu_secs: float
+    metered: int | None = None  # the ``meter``'s growth during the run, when one was given
+    empty_metered: int | None = None  # … and during the empty run
 
     @property
     def net_cpu_secs(self) -> float:
@@ -90,10 +93,13 @@ class BacklogRun:
         return self.lines / max(1e-9, self.run.wall_secs)
 
 
-def start_emulator(ctx: Context, rows: int, tenants: int = 1) -> EmulatorProcess:
-    """An emulator with ``tenants`` backlogs of ``rows`` and one more, empty, tenant."""
+def start_emulator(
+    ctx: Context, rows: int, tenants: int = 1, *, history_secs: float = HISTORY_SECS
+) -> EmulatorProcess:
+    """An emulator with ``tenants`` backlogs of ``rows`` over ``history_secs`` and one more,
+    empty, tenant."""
     specs = [tenant_spec(i, rows) for i in range(tenants)] + [tenant_spec(tenants, 0)]
-    settings = {**quiet_history(history_secs=HISTORY_SECS), "tenants": specs}
+    settings = {**quiet_history(history_secs=history_secs), "tenants": specs}
     return EmulatorProcess(ctx.folder("emulator"), settings).start()
 
 
@@ -104,8 +110,15 @@ def _distinct_ids(ctx: Context, name: str) -> tuple[int, int]:
         with path.open("rb") as handle:
             for line in handle:
                 lines += 1
-                ids.add(bytes.fromhex(orjson.loads(line)["event_id"]))
+                ids.add(bytes.fromhex(_event_id(orjson.loads(line))))
     return lines, len(ids)
+
+
+def _event_id(doc: dict[str, Any]) -> str:
+    """The event id of an output line: the envelope's ``event_id``, ECS's ``event.id``."""
+    if "event_id" in doc:
+        return str(doc["event_id"])
+    return str(doc["event"]["id"])
 
 
 def collect_backlog(
@@ -118,25 +131,49 @@ def collect_backlog(
     tenants: int = 1,
     check_ids: bool = True,
     src: Path | None = None,
+    sink: dict[str, Any] | None = None,
+    state: Callable[[str], dict[str, Any]] | None = None,
+    meter: Callable[[], int] | None = None,
 ) -> BacklogRun:
     """Run the collector over the backlog of tenants ``0..tenants-1``, then the empty one.
 
     ``src``: the o365collector source tree to run (default: ``ctx.src``, else installed).
+    ``sink``: extra keys of the JSON-lines sink; ``state``: the ``state:`` section of the
+    run named by its argument (``{name}-empty``, ``{name}``), so that a shared backend gives
+    each run its own place; ``meter``: a counter (e.g. PostgreSQL transactions) read before
+    and after each run, its growth kept in ``metered`` / ``empty_metered``.
     """
     src = src or ctx.src
     empty_dir = ctx.workdir / f"{name}-empty"
     shutil.rmtree(empty_dir, ignore_errors=True)
-    empty_cfg = collector_config(empty_dir, emulator.url, collection=collection)
+    empty_cfg = collector_config(
+        empty_dir,
+        emulator.url,
+        collection=collection,
+        sink=sink,
+        state=state(f"{name}-empty") if state else None,
+    )
     _patch_tenant(empty_cfg, tenants)
+    mark = meter() if meter else 0
     empty = run_collector(empty_cfg, "--once", src=src)
+    empty_metered = meter() - mark if meter else None
     if empty.returncode != 0:
         raise RuntimeError(f"empty run failed: {collector_log_tail(empty_dir)}")
     folder = ctx.workdir / name
     shutil.rmtree(folder, ignore_errors=True)
-    config = collector_config(folder, emulator.url, tenants=tenants, collection=collection)
+    config = collector_config(
+        folder,
+        emulator.url,
+        tenants=tenants,
+        collection=collection,
+        sink=sink,
+        state=state(name) if state else None,
+    )
     before = [emulator.stats(i)["accepted"] for i in range(tenants)]
     cpu_before = emulator.cpu_secs()
+    mark = meter() if meter else 0
     result = run_collector(config, "--once", src=src)
+    metered = meter() - mark if meter else None
     emulator_cpu = emulator.cpu_secs() - cpu_before
     if result.returncode != 0:
         raise RuntimeError(f"collector failed: {collector_log_tail(folder)}")
@@ -146,7 +183,17 @@ def collect_backlog(
     else:
         lines = distinct = count_lines(folder)
     shutil.rmtree(folder / "out", ignore_errors=True)  # large; counted already
-    return BacklogRun(rows * tenants, lines, distinct, result, empty, requests, emulator_cpu)
+    return BacklogRun(
+        rows * tenants,
+        lines,
+        distinct,
+        result,
+        empty,
+        requests,
+        emulator_cpu,
+        metered,
+        empty_metered,
+    )
 
 
 def _patch_tenant(config_path: Path, index: int) -> None:
