@@ -79,6 +79,26 @@ def import_without_display_packages() -> None:
             del sys.modules[name]
 
 
+GC_YOUNG_THRESHOLD = 20_000
+"""Allocations between two young-generation collections in ``run`` (CPython's default: 700)."""
+
+
+def tune_garbage_collector() -> None:
+    """Collect cycles less often while collecting: ~1 us less CPU per event on a backlog.
+
+    A page parses into thousands of dicts at once, and each normalized event is a dozen
+    more: with CPython's defaults the cyclic collector ran dozens of times a page and its
+    older generations walked every page in memory. The collector breaks the reference
+    cycles it knows of itself (httpx responses, see ``http/client.py``), so fewer passes
+    leave no more garbage behind; what was loaded at start (modules, configuration) is
+    frozen out of every pass. Peak RSS was unchanged on the issue-19 backlog.
+    """
+    import gc  # noqa: PLC0415
+
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+
+
 def wants_debug(settings: Settings, ctx: click.Context) -> bool:
     """Devo's ``globals.debug: true`` asks for debug logs, unless ``--log-level`` is given."""
     given = ctx.get_parameter_source("log_level") is not ParameterSource.DEFAULT
@@ -121,6 +141,7 @@ def run(config_path: Path, once: bool, log_level: str, log_format: LogFormat) ->
     with contextlib.ExitStack() as held:
         hold_state_lock(held, settings.state_dir, "run")
         collector = Collector(settings, RunOptions(once=once))
+        tune_garbage_collector()
         started = time.monotonic()
         try:
             if once:

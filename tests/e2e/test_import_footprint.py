@@ -18,6 +18,7 @@ import orjson
 import pytest
 import yaml
 
+from o365collector.cli import GC_YOUNG_THRESHOLD
 from o365emulator import Emulator, EmulatorSettings, TenantSpec
 from support.auth import make_cert_files
 
@@ -38,13 +39,15 @@ CLI_ONLY = (
 # Writes the watched modules that are loaded when the interpreter exits (after `run`'s
 # sys.exit) to argv[1], then runs the console script's `main` with the rest of argv.
 _RUN = """
-import atexit, json, sys
+import atexit, gc, json, sys
 out = sys.argv[1]
 def dump():
     watched = {"cryptography", "o365collector", "o365emulator", "rich", "pygments"}
     names = sorted(m for m in sys.modules if m.split(".")[0] in watched)
     with open(out, "w", encoding="utf-8") as f:
         json.dump(names, f)
+    with open(out + ".gc", "w", encoding="utf-8") as f:
+        json.dump({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count()}, f)
 atexit.register(dump)
 from o365collector.cli import main
 sys.argv = ["o365collector", *sys.argv[2:]]
@@ -139,6 +142,15 @@ def test_piped_run_imports_no_display_package(
     cert = make_cert_files(tmp_path)
     loaded = _run_once(tmp_path, {"type": "client_secret", "client_secret": SECRET}, cert.cert_text)
     assert [m for m in loaded if m.split(".")[0] in {"rich", "pygments"}] == []
+
+
+def test_run_collects_cycles_less_often_and_never_walks_its_start_up(tmp_path: Path) -> None:
+    """Issue 19: the cyclic collector's passes cost ~1 us per event at CPython's defaults."""
+    cert = make_cert_files(tmp_path)
+    _run_once(tmp_path, {"type": "client_secret", "client_secret": SECRET}, cert.cert_text)
+    probe = orjson.loads((tmp_path / "modules.json.gc").read_bytes())
+    assert probe["threshold"][0] == GC_YOUNG_THRESHOLD > 700  # CPython's default: 700
+    assert probe["frozen"] > 10_000  # modules and configuration, out of every pass
 
 
 def test_certificate_run_imports_cryptography(tmp_path: Path) -> None:
