@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from o365collector.config.model import StateSettings
@@ -313,18 +314,26 @@ def _facts(scope: str, facts: list[tuple[bytes, str, int]]) -> dict[str, Any]:
     One statement may not update a row twice, and concurrent writers then lock rows in
     the same order.
     """
+    ordered = sorted(facts, key=itemgetter(0))  # stable: a key's statuses keep their order
+    keys = [key for key, _, _ in ordered]
+    if len(set(keys)) == len(keys):  # one fact per key, as a page's facts nearly always are
+        return {
+            "scope": scope,
+            "keys": keys,
+            "statuses": [status for _, status, _ in ordered],
+            "expiries": [expires for _, _, expires in ordered],
+        }
     merged: dict[bytes, tuple[list[str], int]] = {}
-    for key, status, expires in facts:
+    for key, status, expires in ordered:
         statuses, latest = merged.setdefault(key, ([], expires))
         if status not in statuses:
             statuses.append(status)
         merged[key] = (statuses, max(latest, expires))
-    keys = sorted(merged)
     return {
         "scope": scope,
-        "keys": keys,
-        "statuses": ["|".join(merged[k][0]) for k in keys],
-        "expiries": [merged[k][1] for k in keys],
+        "keys": list(merged),
+        "statuses": ["|".join(statuses) for statuses, _ in merged.values()],
+        "expiries": [latest for _, latest in merged.values()],
     }
 
 
