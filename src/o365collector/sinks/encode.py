@@ -192,20 +192,24 @@ def lines(
     shape = Payload.of(payload)
     out = bytearray()
     dump = orjson.dumps
-    if not shape.normalized:
-        try:  # the common case, without a call per event around orjson
-            if shape.kind == "raw":
-                for event in events:
-                    out += dump(event.record)
-                    out += b"\n"
-            else:
-                for event in events:
-                    out += dump(envelope(event, stamp))
-                    out += b"\n"
-        except orjson.JSONEncodeError:
-            out.clear()  # one event orjson refuses: encode one by one, rejecting only what fails
+    try:  # the common case, without calls per event around the mapper and orjson
+        if shape.normalizer is not None:
+            document = shape.normalizer.document
+            for event in events:
+                out += dump(document(event))
+                out += b"\n"
+        elif shape.kind == "raw":
+            for event in events:
+                out += dump(event.record)
+                out += b"\n"
         else:
-            return out, {}
+            for event in events:
+                out += dump(envelope(event, stamp))
+                out += b"\n"
+    except Exception:  # noqa: BLE001 - one event refused: one by one, rejecting only it
+        out.clear()
+    else:
+        return out, {}
     rejected: dict[int, str] = {}
     for index, event in enumerate(events):
         try:
