@@ -20,7 +20,10 @@ _IDLE = re.compile(r"^(_worker \(.*concurrent/futures/thread\.py|EpollSelector\.
 # (component, pattern on "function (file)"), first match from the leaf wins.
 COMPONENTS: list[tuple[str, re.Pattern[str]]] = [
     ("start-up: imports and config", re.compile(r"_find_and_load|load_settings|<module>")),
-    ("dedup store writes (SQLite remember)", re.compile(r"SqliteStateStore\.remember")),
+    (
+        "page commits: dedup facts + checkpoint (SQLite)",
+        re.compile(r"SqliteStateStore\.(remember|commit_page)"),
+    ),
     ("dedup store lookups (SQLite seen_statuses)", re.compile(r"seen_statuses")),
     ("checkpoint writes (SQLite)", re.compile(r"SqliteStateStore\.")),
     ("JSON-lines write + fsync (thread)", re.compile(r"JsonlSink\._write|thread\.py")),

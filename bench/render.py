@@ -29,7 +29,7 @@ def render(results: dict[str, Any], order: list[str]) -> str:
         out.append(f"**Machine:** {host}.")
     out.append("")
     out += [
-        "#### Targets of issues 7 and 8",
+        "#### Targets (issues 7, 8 and 19)",
         "",
         "| benchmark | metric | measured | target | verdict |",
         "|---|---|---|---|---|",

@@ -5,6 +5,10 @@ Writes read their values ``FROM lease``: the lease check of
 lease moved on, so nothing is written and the row count says so), else ``SELECT 1``.
 Statements are composed with :mod:`psycopg.sql` (the schema as a quoted identifier), never
 pasted together from strings.
+
+A page's keys, statuses and expiries travel as binary arrays (``%(keys)b``): in text, psycopg
+spelled each of 5,000 keys in hex and the server parsed them back, ~7 us of the collector's
+CPU per fact for the lookup and the commit together; binary, ~1.5 us.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ _FRAGMENTS: dict[str, LiteralString] = {
     # A status already known for a key is not repeated (as in SQLite); the latest expiry wins.
     "remember": "INSERT INTO {s}.seen AS x (row_key, scope, statuses, expires_at) "
     "SELECT f.row_key, %(scope)s, f.statuses, f.expires_at FROM lease, "
-    "unnest(%(keys)s::bytea[], %(statuses)s::text[], %(expiries)s::bigint[]) "
+    "unnest(%(keys)b::bytea[], %(statuses)b::text[], %(expiries)b::bigint[]) "
     "AS f(row_key, statuses, expires_at) "
     "ON CONFLICT (row_key) DO UPDATE SET statuses = x.statuses || COALESCE(("
     "SELECT string_agg('|' || n.status, '' ORDER BY n.i) "
@@ -53,7 +57,7 @@ _READS: dict[str, LiteralString] = {
     "WHERE tenant = %(tenant)s AND stream = %(stream)s ORDER BY lane",
     "status": "SELECT state, error FROM {s}.stream_status "
     "WHERE tenant = %(tenant)s AND stream = %(stream)s",
-    "seen": "SELECT row_key, statuses FROM {s}.seen WHERE row_key = ANY(%(keys)s::bytea[])",
+    "seen": "SELECT row_key, statuses FROM {s}.seen WHERE row_key = ANY(%(keys)b::bytea[])",
     "expire": "DELETE FROM {s}.seen WHERE expires_at < %(now)s",
     "expire_scope": "DELETE FROM {s}.seen WHERE expires_at < %(now)s AND scope = %(scope)s",
     "markers": "SELECT tenant, stream, marker FROM {s}.stream_resets",
