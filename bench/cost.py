@@ -292,16 +292,7 @@ def _add_raw(
 ) -> None:
     """The raw limit, the floor, and the headline configuration against both."""
     envelope, floor = raw
-    report.add(
-        "raw limit: orjson parse + envelope + event id + write/fsync",
-        f"{envelope.cpu_us_per_event:.1f} µs/event ({envelope.records:,} records)",
-        command=cmd,
-    )
-    report.add(
-        "raw floor: orjson parse + dumps + write",
-        f"{floor.cpu_us_per_event:.1f} µs/event",
-        command=cmd,
-    )
+    rawlimit.add_rows(report, envelope, floor, cmd)
     us = _median(runs[JSONL], _us)
     report.add(
         f"collector ÷ raw limit ({JSONL})",

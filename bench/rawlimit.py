@@ -25,6 +25,7 @@ import httpx
 import orjson
 
 from bench.common import EmulatorProcess
+from bench.results import Report
 
 GRAPH_PATH = "/v1.0/admin/exchange/tracing/messageTraces"
 
@@ -113,3 +114,17 @@ def floor_pass(pages: list[bytes], out: Path) -> RawResult:
             records += len(chunks)
             file.write(b"".join(chunks))
     return RawResult(records, time.process_time() - cpu, time.perf_counter() - wall)
+
+
+def add_rows(report: Report, envelope: RawResult, floor: RawResult, cmd: str) -> None:
+    """The raw limit's and the floor's rows, as every benchmark beside them shows them."""
+    report.add(
+        "raw limit: orjson parse + envelope + event id + write/fsync",
+        f"{envelope.cpu_us_per_event:.1f} µs/event ({envelope.records:,} records)",
+        command=cmd,
+    )
+    report.add(
+        "raw floor: orjson parse + dumps + write",
+        f"{floor.cpu_us_per_event:.1f} µs/event",
+        command=cmd,
+    )

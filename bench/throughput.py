@@ -276,16 +276,7 @@ def run(ctx: Context) -> Report:
             command=cmd,
         )
         report.notes.append(f"{label}: {describe(result)}.")
-    report.add(
-        "raw limit: orjson parse + envelope + event id + write/fsync",
-        f"{envelope.cpu_us_per_event:.1f} µs/event ({envelope.records:,} records)",
-        command=cmd,
-    )
-    report.add(
-        "raw floor: orjson parse + dumps + write",
-        f"{floor.cpu_us_per_event:.1f} µs/event",
-        command=cmd,
-    )
+    rawlimit.add_rows(report, envelope, floor, cmd)
     ratio = fixed.us_per_event / max(1e-9, envelope.cpu_us_per_event)
     report.add(
         "collector ÷ raw limit (fixed_delay)",
