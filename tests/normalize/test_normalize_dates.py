@@ -63,6 +63,17 @@ def expected(value: object) -> tuple[str | None, int | None]:
         "2026-12-01T00:00:01.1\u00b2",  # a superscript: a digit to isdigit, not to ISO
         "2026-12-01T00:00:01.\u0661\u0662\u0663",  # Arabic-Indic digits
         "2026-W48-1T00:00:01Z",  # an ISO week date
+        # Graph's own shape (20 characters, checked by position) and its near misses
+        "2026-12-01T23:59:59Z",
+        "2026-12-01T24:00:00Z",  # no hour 24
+        "2026-12-01T00:00:60Z",  # no leap second
+        "2026-12-01t00:00:01Z",
+        "2026-12-01 00:00:01Z",
+        "2026-12-01T00:00:01z",
+        "2026-12-01T0\u0661:00:01Z",  # an Arabic-Indic digit in the hour
+        "2026-12-01T000001.1Z",  # ISO basic time with a fraction: 20 characters too
+        "2026-1201T00:00:01ZZ",
+        "+026-12-01T00:00:01Z",
         "not a date",
         "",
         None,
