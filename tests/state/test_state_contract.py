@@ -394,6 +394,76 @@ def test_a_fact_keeps_its_latest_expiry(store: StateStore) -> None:
     assert store.seen_statuses([b"a"]) == {b"a": "pending|delivered"}
 
 
+def _hour_key(hour: str, n: int) -> bytes:
+    """A row key as the pipeline makes them: the receive hour, then a 16-byte hash."""
+    return hour.encode() + n.to_bytes(16, "big")
+
+
+H1, H2 = "2024-05-01T05", "2024-05-01T06"
+
+
+def test_expire_seen_with_row_keys_led_by_their_receive_hour(store: StateStore) -> None:
+    """Keys as the pipeline makes them (hour + hash) and hashes alone (no receive time)."""
+    scope = dedup_scope("contoso", MT)
+    store.remember(
+        scope, [(_hour_key(H1, 1), "delivered", 1000), (_hour_key(H1, 2), "delivered", 3000)]
+    )
+    store.remember(
+        scope, [(_hour_key(H2, 3), "delivered", 1000), ((4).to_bytes(16, "big"), "x", 1000)]
+    )
+    store.remember(scope, [(_hour_key(H2, 5), "delivered", 3000)])
+    assert store.expire_seen(2000) == 3
+    keys = [
+        _hour_key(H1, 1),
+        _hour_key(H1, 2),
+        _hour_key(H2, 3),
+        (4).to_bytes(16, "big"),
+        _hour_key(H2, 5),
+    ]
+    assert set(store.seen_statuses(keys)) == {_hour_key(H1, 2), _hour_key(H2, 5)}
+    assert store.expire_seen(2999) == 0
+    assert store.expire_seen(3000) == 0  # expires_at == now is kept
+    assert store.expire_seen(3001) == 2
+    assert store.seen_statuses(keys) == {}
+    store.remember(scope, [(_hour_key(H1, 1), "delivered", 5000)])  # an hour known before
+    assert store.expire_seen(4000) == 0
+    assert store.expire_seen(5001) == 1
+
+
+def test_expire_seen_of_one_scope_in_an_hour_other_scopes_share(store: StateStore) -> None:
+    mine, other = dedup_scope("contoso", MT), dedup_scope("fabrikam", MT)
+    store.remember(mine, [(_hour_key(H1, 1), "delivered", 1000)])
+    store.remember(other, [(_hour_key(H1, 2), "delivered", 1000)])
+    assert store.expire_seen(2000, mine) == 1
+    assert set(store.seen_statuses([_hour_key(H1, 1), _hour_key(H1, 2)])) == {_hour_key(H1, 2)}
+    assert store.expire_seen(2000) == 1
+    assert store.seen_statuses([_hour_key(H1, 2)]) == {}
+
+
+def test_a_fact_of_an_hour_keeps_its_latest_expiry_across_expiries(store: StateStore) -> None:
+    scope = dedup_scope("contoso", MT)
+    store.remember(
+        scope, [(_hour_key(H1, 1), "pending", 1000), (_hour_key(H1, 2), "pending", 1000)]
+    )
+    store.remember(scope, [(_hour_key(H1, 1), "delivered", 5000)])  # read again by a later window
+    assert store.expire_seen(2000) == 1
+    assert store.seen_statuses([_hour_key(H1, 1)]) == {_hour_key(H1, 1): "pending|delivered"}
+    assert store.expire_seen(4000) == 0
+    assert store.expire_seen(6000) == 1
+
+
+def test_reset_forgets_facts_of_an_hour_for_good(store: StateStore) -> None:
+    """Facts remembered again after a reset expire on their own expiry, not an older one."""
+    scope = dedup_scope("contoso", MT)
+    store.remember(scope, [(_hour_key(H1, 1), "delivered", 1000)])
+    store.reset("contoso", MT)
+    store.remember(scope, [(_hour_key(H1, 2), "delivered", 5000)])
+    assert store.expire_seen(2000) == 0
+    assert set(store.seen_statuses([_hour_key(H1, 1), _hour_key(H1, 2)])) == {_hour_key(H1, 2)}
+    store.reset()
+    assert store.expire_seen(6000) == 0
+
+
 # --- reset markers --------------------------------------------------------------------------
 
 

@@ -68,6 +68,61 @@ def test_not_a_database_is_state_error(tmp_path: Path) -> None:
         SqliteStateStore(path)
 
 
+def test_schema_2_is_upgraded_keeping_every_fact_and_expiring_it_by_hour(db_path: Path) -> None:
+    """Schema 2 indexed every fact's expiry; 3 keeps the facts and expires them by hour."""
+    hour = b"2024-05-01T05"
+    early, late, unhoured = hour + bytes(16), hour + b"\x01" * 16, b"\x02" * 16
+    scope = "contoso\x1fmessage_trace"
+    store = SqliteStateStore(db_path)
+    store.close()
+    raw = sqlite3.connect(db_path)
+    with raw:  # the database as schema 2 left it
+        raw.execute("DROP TABLE seen_hours")
+        raw.execute("DROP INDEX seen_unhoured")
+        raw.execute("CREATE INDEX seen_expiry ON seen(expires_at)")
+        raw.executemany(
+            "INSERT INTO seen VALUES (?, ?, 'delivered', ?)",
+            [(early, scope, 1000), (late, scope, 3000), (unhoured, scope, 1000)],
+        )
+        raw.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    raw.close()
+
+    upgraded = SqliteStateStore(db_path)
+    try:
+        assert set(upgraded.seen_statuses([early, late, unhoured])) == {early, late, unhoured}
+        assert upgraded.expire_seen(2000) == 2
+        assert set(upgraded.seen_statuses([early, late, unhoured])) == {late}
+        assert upgraded.expire_seen(3001) == 1
+    finally:
+        upgraded.close()
+    raw = sqlite3.connect(db_path)
+    indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    version = raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+    raw.close()
+    assert "seen_expiry" not in indexes
+    assert "seen_unhoured" in indexes
+    assert version == "3"
+
+
+def test_a_fact_remembered_writes_no_index_of_its_expiry(db_path: Path) -> None:
+    """What makes a page's commit cheap: only hourless keys are indexed by expiry."""
+    store = SqliteStateStore(db_path)
+    try:
+        store.remember("s", [(b"2024-05-01T05" + bytes(16), "delivered", 1000)])
+        store.remember("s", [(bytes(16), "delivered", 1000)])
+    finally:
+        store.close()
+    raw = sqlite3.connect(db_path)
+    indexed = raw.execute(
+        "SELECT count(*) FROM seen INDEXED BY seen_unhoured "
+        "WHERE length(row_key) <= 16 AND expires_at > 0"
+    ).fetchone()[0]
+    hours = raw.execute("SELECT scope, hour, expires_at FROM seen_hours").fetchall()
+    raw.close()
+    assert indexed == 1
+    assert hours == [("s", b"2024-05-01T05", 1000)]
+
+
 def test_schema_1_is_upgraded_keeping_checkpoints_and_dropping_old_dedup_keys(
     db_path: Path,
 ) -> None:
@@ -90,7 +145,7 @@ def test_schema_1_is_upgraded_keeping_checkpoints_and_dropping_old_dedup_keys(
     raw = sqlite3.connect(db_path)
     version = raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     raw.close()
-    assert int(version) == SCHEMA_VERSION == 2
+    assert int(version) == SCHEMA_VERSION == 3
     reopened = SqliteStateStore(db_path)  # a second open keeps what the new schema stored
     try:
         assert reopened.seen_statuses([b"new-key"]) == {b"new-key": "delivered"}
