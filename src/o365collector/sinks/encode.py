@@ -194,9 +194,9 @@ def lines(
     dump = orjson.dumps
     try:  # the common case, without calls per event around the mapper and orjson
         if shape.normalizer is not None:
-            document = shape.normalizer.document
+            line = shape.normalizer.line  # the document's JSON text, written or dumped
             for event in events:
-                out += dump(document(event))
+                out += line(event)
                 out += b"\n"
         elif shape.kind == "raw":
             for event in events:
