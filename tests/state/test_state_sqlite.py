@@ -76,9 +76,14 @@ def test_schema_2_is_upgraded_keeping_every_fact_and_expiring_it_by_hour(db_path
     store = SqliteStateStore(db_path)
     store.close()
     raw = sqlite3.connect(db_path)
-    with raw:  # the database as schema 2 left it
+    with raw:  # the dedup tables as schema 2 left them
+        raw.execute("DROP TABLE seen")
         raw.execute("DROP TABLE seen_hours")
-        raw.execute("DROP INDEX seen_unhoured")
+        raw.execute("DROP TABLE scopes")
+        raw.execute(
+            "CREATE TABLE seen (row_key BLOB PRIMARY KEY, scope TEXT NOT NULL, "
+            "statuses TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID"
+        )
         raw.execute("CREATE INDEX seen_expiry ON seen(expires_at)")
         raw.executemany(
             "INSERT INTO seen VALUES (?, ?, 'delivered', ?)",
@@ -93,6 +98,9 @@ def test_schema_2_is_upgraded_keeping_every_fact_and_expiring_it_by_hour(db_path
         assert upgraded.expire_seen(2000) == 2
         assert set(upgraded.seen_statuses([early, late, unhoured])) == {late}
         assert upgraded.expire_seen(3001) == 1
+        upgraded.remember(scope, [(late, "delivered", 5000)])  # the scope keeps its number
+        upgraded.reset("contoso")
+        assert upgraded.seen_statuses([late]) == {}
     finally:
         upgraded.close()
     raw = sqlite3.connect(db_path)
@@ -117,7 +125,9 @@ def test_a_fact_remembered_writes_no_index_of_its_expiry(db_path: Path) -> None:
         "SELECT count(*) FROM seen INDEXED BY seen_unhoured "
         "WHERE length(row_key) <= 16 AND expires_at > 0"
     ).fetchone()[0]
-    hours = raw.execute("SELECT scope, hour, expires_at FROM seen_hours").fetchall()
+    hours = raw.execute(
+        "SELECT c.scope, h.hour, h.expires_at FROM seen_hours h JOIN scopes c ON c.id = h.scope_id"
+    ).fetchall()
     raw.close()
     assert indexed == 1
     assert hours == [("s", b"2024-05-01T05", 1000)]
@@ -255,3 +265,19 @@ def test_open_state_read_only_without_state_is_empty_and_creates_nothing(tmp_pat
     finally:
         reader.close()
     assert not (tmp_path / "state").exists()
+
+
+def test_a_scope_numbered_in_a_failed_commit_is_numbered_again(db_path: Path) -> None:
+    """The number a failed transaction gave a scope went with it: not reused from a cache."""
+    key = b"2024-05-01T05" + bytes(16)
+    scope = "fabrikam\x1fmessage_trace"
+    store = SqliteStateStore(db_path)
+    try:
+        with pytest.raises(StateError, match="cannot write dedup fingerprints"):
+            store.commit_page(scope, [(key, None, 1000)], None)  # type: ignore[list-item]
+        store.remember(scope, [(key, "delivered", 2**40)])
+        assert store.seen_statuses([key]) == {key: "delivered"}
+        store.reset("fabrikam")  # finds the fact through its scope's number
+        assert store.seen_statuses([key]) == {}
+    finally:
+        store.close()

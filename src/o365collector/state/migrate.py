@@ -145,11 +145,18 @@ class _SqliteRows:
         return sorted(found)
 
     def select(self, table: str) -> Iterator[tuple[Any, ...]]:
-        """Every row of ``table`` (none if the table was never created)."""
+        """Every row of ``table`` (none if the table was never created); a fact's scope is
+        read by its number from ``scopes``."""
         if table not in self._tables:
             return iter(())
+        query = f"SELECT {self._COLUMNS[table]} FROM {table}"  # noqa: S608
+        if table == "seen":
+            query = (
+                "SELECT s.row_key, c.scope, s.statuses, s.expires_at FROM seen s "
+                "JOIN scopes c ON c.id = s.scope_id"
+            )
         try:
-            return self._db.execute(f"SELECT {self._COLUMNS[table]} FROM {table}")  # noqa: S608
+            return self._db.execute(query)
         except sqlite3.Error as exc:
             raise StateError(f"cannot read {table} from {self.path}: {exc}") from exc
 
