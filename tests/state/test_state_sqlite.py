@@ -281,3 +281,21 @@ def test_a_scope_numbered_in_a_failed_commit_is_numbered_again(db_path: Path) ->
         assert store.seen_statuses([key]) == {}
     finally:
         store.close()
+
+
+def test_one_scopes_expiry_forgets_every_scopes_expired_facts_of_an_hour(db_path: Path) -> None:
+    """An hour's facts of all tenants sit side by side: read once, not once per scope."""
+    hour = b"2024-05-01T05"
+    mine, theirs, idle = hour + bytes(16), hour + b"\x01" * 16, hour + b"\x02" * 16
+    store = SqliteStateStore(db_path)
+    try:
+        store.remember("a\x1fmessage_trace", [(mine, "delivered", 1000)])
+        store.remember("b\x1fmessage_trace", [(theirs, "delivered", 1000)])
+        store.remember("c\x1fmessage_trace", [(idle, "delivered", 1000)])
+        assert store.expire_seen(1500, "b\x1fmessage_trace") == 0  # b's cutoff; not an hour past
+        assert store.expire_seen(4700, "a\x1fmessage_trace") == 2  # a's and b's facts go
+        # c never expired anything: its facts wait for its own cutoff.
+        assert set(store.seen_statuses([mine, theirs, idle])) == {idle}
+        assert store.expire_seen(4700, "c\x1fmessage_trace") == 1
+    finally:
+        store.close()

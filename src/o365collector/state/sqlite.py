@@ -59,10 +59,10 @@ CREATE TABLE IF NOT EXISTS stream_status (
     PRIMARY KEY (tenant, stream)
 );
 CREATE TABLE IF NOT EXISTS seen_hours (
-    scope_id INTEGER NOT NULL,
     hour BLOB NOT NULL,
+    scope_id INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
-    PRIMARY KEY (scope_id, hour)
+    PRIMARY KEY (hour, scope_id)
 ) WITHOUT ROWID;
 """
 _SEEN_TABLE = """
@@ -89,10 +89,28 @@ without a receive time) are found by a partial index instead: they are few.
 """
 _REMEMBER_HOUR = (
     "INSERT INTO seen_hours(scope_id, hour, expires_at) VALUES (?, ?, ?) "
-    "ON CONFLICT(scope_id, hour) DO UPDATE SET expires_at = min(expires_at, excluded.expires_at)"
+    "ON CONFLICT(hour, scope_id) DO UPDATE SET expires_at = min(expires_at, excluded.expires_at)"
 )
-_IN_HOUR = (  # the facts of one (scope, hour): keys from the hour to the hour + 16 x ff
-    "row_key >= ?1 AND row_key <= ?2 AND length(row_key) = length(?1) + 16 AND scope_id = ?3"
+_IN_HOUR = (  # the facts of one hour: keys from the hour to the hour + 16 x ff
+    "row_key >= ?1 AND row_key <= ?2 AND length(row_key) = length(?1) + 16"
+)
+_CUTOFFS_SCHEMA = (  # per connection: the cutoff each scope last expired at
+    "CREATE TEMP TABLE IF NOT EXISTS expiry_cutoffs "
+    "(scope_id INTEGER PRIMARY KEY, cutoff INTEGER NOT NULL)"
+)
+_SET_CUTOFF = "INSERT OR REPLACE INTO temp.expiry_cutoffs(scope_id, cutoff) VALUES (?, ?)"
+_DUE_ALL = "SELECT hour FROM seen_hours WHERE expires_at < ?"
+_EXPIRE_UNHOURED = "DELETE FROM seen WHERE length(row_key) <= 16 AND expires_at < ?1"
+_EXPIRY_LAG_SECS = 3600
+"""How long after its cutoff a scope's hour is read, when a scope expires its facts: by
+then every running stream has recorded a later cutoff (each records one every 10 minutes),
+so one read of the hour forgets the facts of every tenant in it."""
+_DUE_BY_CUTOFF = (
+    "SELECT h.hour FROM seen_hours h JOIN temp.expiry_cutoffs c ON c.scope_id = h.scope_id "
+    "WHERE h.expires_at < c.cutoff - ?"
+)
+_PAST_ITS_CUTOFF = (  # a fact of a scope without a cutoff compares with NULL: kept
+    "expires_at < (SELECT cutoff FROM temp.expiry_cutoffs c WHERE c.scope_id = seen.scope_id)"
 )
 _HOUR_END = b"\xff" * _HASH_BYTES
 
@@ -342,53 +360,74 @@ class SqliteStateStore:
     def expire_seen(self, now_epoch: int, scope: str | None = None) -> int:
         """Forget delivered facts whose re-read horizon has passed; returns how many rows.
 
-        Reads only the hours whose earliest expiry has passed (``seen_hours``); an hour
-        that keeps facts keeps its row, with the earliest expiry of what is left.
+        Reads only the hours whose earliest expiry has passed (``seen_hours``), each once
+        for every scope: an hour's facts of all tenants sit side by side, so expiring it
+        per scope would read it once per scope (100 tenants: 100 times, measured 11 s an
+        hour of 400,000 facts). With ``scope``, the scope's cutoff is recorded, an hour is
+        read once one of its scopes is :data:`_EXPIRY_LAG_SECS` past its cutoff, and the
+        facts of every scope past the cutoff that scope last recorded go (a cutoff only
+        moves forward, so an older one is safe); scopes that recorded none keep theirs. A
+        fact is thus forgotten up to an hour after its expiry, never before. Without
+        ``scope``, every fact past ``now_epoch`` goes at once. An hour that keeps facts
+        keeps its row, with the earliest expiry of what is left.
         """
         db = self._db
-        only = "" if scope is None else " AND scope_id = ?2"
-        args: tuple[int, ...] = (now_epoch,)
+        number = None
         if scope is not None:
             number = self._known_scope(scope)
             if number is None:
                 return 0  # no fact was ever remembered in this scope
-            args = (now_epoch, number)
+        rule_args: tuple[int, ...]
         try:
             db.execute("BEGIN")
-            removed = db.execute(
-                f"DELETE FROM seen WHERE length(row_key) <= 16 AND expires_at < ?1{only}",  # noqa: S608
-                args,
-            ).rowcount
-            due = db.execute(
-                f"SELECT scope_id, hour FROM seen_hours WHERE expires_at < ?1{only}",  # noqa: S608
-                args,
-            ).fetchall()
-            for due_scope, hour in due:
-                where = (hour, hour + _HOUR_END, due_scope)
-                removed += db.execute(
-                    f"DELETE FROM seen WHERE {_IN_HOUR} AND expires_at < ?4",  # noqa: S608
-                    (*where, now_epoch),
+            if number is None:  # every scope at now_epoch
+                removed = db.execute(_EXPIRE_UNHOURED, (now_epoch,)).rowcount
+                due = db.execute(_DUE_ALL, (now_epoch,))
+                rule, rule_args = "expires_at < ?3", (now_epoch,)
+            else:
+                db.execute(_CUTOFFS_SCHEMA)
+                db.execute(_SET_CUTOFF, (number, now_epoch))
+                removed = db.execute(
+                    f"{_EXPIRE_UNHOURED} AND scope_id = ?2", (now_epoch, number)
                 ).rowcount
-                left = db.execute(
-                    f"SELECT min(expires_at) FROM seen WHERE {_IN_HOUR}",  # noqa: S608
-                    where,
-                ).fetchone()[0]
-                if left is None:
-                    db.execute(
-                        "DELETE FROM seen_hours WHERE scope_id = ? AND hour = ?",
-                        (due_scope, hour),
-                    )
-                else:
-                    db.execute(
-                        "UPDATE seen_hours SET expires_at = ? WHERE scope_id = ? AND hour = ?",
-                        (left, due_scope, hour),
-                    )
+                due = db.execute(_DUE_BY_CUTOFF, (_EXPIRY_LAG_SECS,))
+                rule, rule_args = _PAST_ITS_CUTOFF, ()
+            for hour in sorted({row[0] for row in due.fetchall()}):
+                removed += self._expire_hour(hour, rule, rule_args)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
             raise StateError(f"cannot expire dedup fingerprints in {self.path}: {exc}") from exc
+        return removed
+
+    def _expire_hour(self, hour: bytes, rule: str, rule_args: tuple[int, ...]) -> int:
+        """Delete an hour's facts that ``rule`` (parameters from ``?3``) finds expired, then
+        set each of the hour's ``seen_hours`` rows to the earliest expiry left (or delete
+        it)."""
+        db = self._db
+        bounds = (hour, hour + _HOUR_END)
+        removed = db.execute(
+            f"DELETE FROM seen WHERE {_IN_HOUR} AND {rule}",  # noqa: S608
+            bounds + rule_args,
+        ).rowcount
+        left = dict(
+            db.execute(
+                f"SELECT scope_id, min(expires_at) FROM seen WHERE {_IN_HOUR} GROUP BY scope_id",  # noqa: S608
+                bounds,
+            ).fetchall()
+        )
+        for (number,) in db.execute(
+            "SELECT scope_id FROM seen_hours WHERE hour = ?", (hour,)
+        ).fetchall():
+            if number in left:
+                db.execute(
+                    "UPDATE seen_hours SET expires_at = ? WHERE hour = ? AND scope_id = ?",
+                    (left[number], hour, number),
+                )
+            else:
+                db.execute("DELETE FROM seen_hours WHERE hour = ? AND scope_id = ?", (hour, number))
         return removed
 
     def reset(self, tenant: str | None = None, stream: str | None = None) -> int:
