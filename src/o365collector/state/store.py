@@ -160,8 +160,11 @@ class DedupStore(Protocol):
     def expire_seen(self, now_epoch: int, scope: str | None = None) -> int:
         """Forget facts whose expiry is before ``now_epoch``; returns how many keys.
 
-        ``scope`` (see :func:`dedup_scope`): only that stream's facts (``None``: every
-        stream's). A stream expires its own facts, against its own lanes' progress.
+        ``scope`` (see :func:`dedup_scope`): that stream's facts (``None``: every stream's).
+        A stream expires its own facts, against its own lanes' progress. A backend may
+        forget a fact later than asked, never earlier, and may forget other streams' facts
+        past the cutoffs those streams gave it (SQLite reads an hour of every tenant's
+        facts once, an hour late).
         """
         ...
 
