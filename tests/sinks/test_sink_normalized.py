@@ -47,12 +47,6 @@ class Failing(Normalizer):
             raise KeyError("senderAddress")
         return super().document(event)
 
-    def line(self, event: Event) -> bytes:
-        """The document's text (what ``lines`` asks for): failing alike."""
-        if event.event_id in self.fail:
-            raise KeyError("senderAddress")
-        return super().line(event)
-
 
 @pytest.fixture
 async def build(clock: FakeClock) -> AsyncIterator[Callable[..., Any]]:

@@ -166,7 +166,7 @@ def map_message_trace(  # noqa: PLR0912, PLR0915 - one flat pass is the cost bud
     repeats across rows (an address's parts, a status, the tenant's domains) is cached.
     """
     record = event.record
-    keys, _ = _RWS_KEYS if "MessageTraceId" in record or "Received" in record else _GRAPH_KEYS
+    keys, mapped = _RWS_KEYS if "MessageTraceId" in record or "Received" in record else _GRAPH_KEYS
     (
         k_trace,
         k_message,
@@ -277,29 +277,6 @@ def map_message_trace(  # noqa: PLR0912, PLR0915 - one flat pass is the cost bud
         doc["related"] = related
     doc[ENVELOPE_NAMESPACE] = {"tenant": event.tenant, "stream": event.stream, "event_id": event_id}
 
-    leftovers = trace_leftovers(
-        record, keys is _RWS_KEYS[0], raw_status, raw_received, received, raw_size, size
-    )
-    if leftovers:
-        doc[PRODUCT_NAMESPACE] = {"message_trace": leftovers}
-    return doc
-
-
-def trace_leftovers(
-    record: dict[str, Any],
-    rws: bool,
-    raw_status: Any,
-    raw_received: Any,
-    received: str | None,
-    raw_size: Any,
-    size: int | None,
-) -> dict[str, Any]:
-    """``o365.message_trace``: what no ECS field holds (the raw status, a received time or
-    size that did not read, and the record's unmapped keys), ``{}`` when nothing is left.
-
-    Shared by :func:`map_message_trace` and :mod:`.ecs_text`, which writes the same
-    document as text: one definition of what is left over.
-    """
     leftovers: dict[str, Any] = {}
     if raw_status is not None and raw_status != "":
         leftovers["status"] = raw_status
@@ -307,8 +284,8 @@ def trace_leftovers(
         leftovers["received"] = raw_received
     if size is None and raw_size is not None and raw_size != "":
         leftovers["size"] = raw_size
-    if not (_RWS_KEYS if rws else _GRAPH_KEYS)[1].issuperset(record):  # Graph: no walk
-        for key, name, is_date in _trace_layout(tuple(record), rws):
+    if not mapped.issuperset(record):  # Graph rows hold mapped keys only: no walk
+        for key, name, is_date in _trace_layout(tuple(record), keys is _RWS_KEYS[0]):
             value = record[key]
             if value.__class__ is str:
                 if not value:
@@ -318,7 +295,9 @@ def trace_leftovers(
             elif value is None or (value.__class__ in (dict, list) and not value):
                 continue
             leftovers[name] = value
-    return leftovers
+    if leftovers:
+        doc[PRODUCT_NAMESPACE] = {"message_trace": leftovers}
+    return doc
 
 
 def _side(

@@ -1,5 +1,4 @@
-"""What a mapper is: one function from an event to its normalized document (and a writer,
-one from an event to that document's JSON text)."""
+"""What a mapper is: one function from an event to its normalized document."""
 
 from __future__ import annotations
 
@@ -10,6 +9,3 @@ from o365collector.event import Event
 
 Mapper = Callable[[Event, Sequence[str], bool], dict[str, Any]]
 """``(event, the tenant's local domains, include_original) -> document``."""
-
-Writer = Callable[[Event, Sequence[str], bool], bytes]
-"""``(event, the tenant's local domains, include_original) -> orjson.dumps(document)``."""

@@ -19,11 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import orjson
-
 from o365collector.event import Event
-from o365collector.normalize import ecs, ecs_reports, ecs_text, ocsf, ocsf_reports
-from o365collector.normalize.mapper import Mapper, Writer
+from o365collector.normalize import ecs, ecs_reports, ocsf, ocsf_reports
+from o365collector.normalize.mapper import Mapper
 from o365collector.streams.catalog import GRAPH_MESSAGE_TRACE, RWS_PREFIX
 
 NormalForm = Literal["ecs", "ocsf"]
@@ -44,18 +42,10 @@ def mapper_for(form: NormalForm, stream: str) -> Mapper:
     return mappers.get(report) or mappers.get(stream) or generic
 
 
-def writer_for(form: NormalForm, stream: str) -> Writer | None:
-    """The writer of ``stream``'s documents as JSON text in ``form``, if it has one (ECS
-    message trace: :mod:`.ecs_text`); other streams' documents are dumped by orjson."""
-    if form == "ecs" and stream in MESSAGE_TRACE_STREAMS:
-        return ecs_text.message_trace_json
-    return None
-
-
 class Normalizer:
     """Maps events to ``form`` documents, with each tenant's local domains."""
 
-    __slots__ = ("_domains", "_lines", "_mappers", "form", "include_original")
+    __slots__ = ("_domains", "_mappers", "form", "include_original")
 
     def __init__(
         self,
@@ -69,7 +59,6 @@ class Normalizer:
         self.include_original = include_original
         self._domains = {tenant: tuple(d) for tenant, d in (local_domains or {}).items()}
         self._mappers: dict[str, Mapper] = {}
-        self._lines: dict[str, tuple[Mapper, Writer | None]] = {}
 
     def document(self, event: Event) -> dict[str, Any]:
         """The normalized document of ``event``."""
@@ -78,25 +67,3 @@ class Normalizer:
         except KeyError:
             mapper = self._mappers[event.stream] = mapper_for(self.form, event.stream)
         return mapper(event, self._domains.get(event.tenant, ()), self.include_original)
-
-    def line(self, event: Event) -> bytes:
-        """``orjson.dumps(self.document(event))``: the JSON text of the document, written
-        straight as text where the stream has a writer (:func:`writer_for`).
-
-        Raises:
-            Exception: what :meth:`document` or orjson raises on this event; a writer may
-                also refuse an odd event the document of which dumps (the caller then
-                encodes it from :meth:`document`, as the sinks' one-by-one path does).
-        """
-        try:  # once per event, as in document
-            mapper, writer = self._lines[event.stream]
-        except KeyError:
-            mapper, writer = self._lines[event.stream] = (
-                mapper_for(self.form, event.stream),
-                writer_for(self.form, event.stream),
-            )
-        if writer is not None:
-            return writer(event, self._domains.get(event.tenant, ()), self.include_original)
-        return orjson.dumps(
-            mapper(event, self._domains.get(event.tenant, ()), self.include_original)
-        )

@@ -194,9 +194,9 @@ def lines(
     dump = orjson.dumps
     try:  # the common case, without calls per event around the mapper and orjson
         if shape.normalizer is not None:
-            line = shape.normalizer.line  # the document's JSON text, written or dumped
+            document = shape.normalizer.document
             for event in events:
-                out += line(event)
+                out += dump(document(event))
                 out += b"\n"
         elif shape.kind == "raw":
             for event in events:
