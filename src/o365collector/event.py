@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from hashlib import blake2b
 from typing import Any
+
+import msgspec
+import orjson
 
 RowFact = tuple[str, str, str, object]
 """What a source reads of a record, once: ``(trace id, recipient, status, received)``.
@@ -26,14 +28,62 @@ Built by :func:`row_facts`; a plain tuple because one is made for every record.
 """
 
 
-@dataclass(slots=True)
-class Event:
-    """One record on its way to the sinks. ``record`` is exactly what Microsoft returned."""
+Record = dict[str, Any] | msgspec.Raw
+"""A record as a source keeps it: decoded, or its JSON text exactly as the API sent it."""
 
-    tenant: str
-    stream: str
-    event_id: str
-    record: dict[str, Any]
+
+class Event:
+    """One record on its way to the sinks. ``record`` is exactly what Microsoft returned.
+
+    A source may keep the record as the JSON text it came in (:attr:`raw`): a page then
+    costs its body and one small object per row instead of a dict of strings per row, and
+    a raw or envelope payload writes the text as it is. :attr:`record` decodes it on each
+    access (normalizers read it once per document).
+    """
+
+    __slots__ = ("_record", "event_id", "stream", "tenant")
+
+    def __init__(self, tenant: str, stream: str, event_id: str, record: Record) -> None:
+        """An event of ``record`` (a dict, or its JSON text as a ``msgspec.Raw``)."""
+        self.tenant = tenant
+        self.stream = stream
+        self.event_id = event_id
+        self._record = record
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The record as a dict (decoded from :attr:`raw` when the source kept the text)."""
+        record = self._record
+        if isinstance(record, dict):
+            return record
+        decoded: dict[str, Any] = orjson.loads(memoryview(record))
+        return decoded
+
+    @property
+    def raw(self) -> msgspec.Raw | None:
+        """The record's JSON text as the API sent it, when the source kept it."""
+        record = self._record
+        return None if isinstance(record, dict) else record
+
+    def __eq__(self, other: object) -> bool:
+        """Same tenant, stream, id and record (decoded)."""
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (self.tenant, self.stream, self.event_id, self.record) == (
+            other.tenant,
+            other.stream,
+            other.event_id,
+            other.record,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        """``Event(tenant=…, stream=…, event_id=…, record=…)``."""
+        return (
+            f"Event(tenant={self.tenant!r}, stream={self.stream!r}, "
+            f"event_id={self.event_id!r}, record={self.record!r})"
+        )
 
 
 def row_facts(

@@ -45,10 +45,24 @@ def classify_transport_error(exc: httpx.TransportError) -> Verdict:
     return Verdict(Action.RETRY, f"connection {kind}: {type(exc).__name__}: {exc}")
 
 
-def classify_graph(response: httpx.Response) -> Verdict:  # noqa: PLR0911 - one return per row of the table
-    """Classify a Microsoft Graph response (api-facts §3.3)."""
+def classify_graph(  # noqa: PLR0911 - one return per row of the table
+    response: httpx.Response, decode: Callable[[bytes], object] | None = None
+) -> Verdict:
+    """Classify a Microsoft Graph response (api-facts §3.3).
+
+    ``decode`` turns a 200 body into the verdict's ``body`` and raises ``ValueError`` when
+    it is not a page (then the 200 is retried); by default the body must be a JSON object
+    with a ``value`` list.
+    """
     status = response.status_code
     if status == 200:
+        if decode is not None:
+            try:
+                body = decode(response.content)
+            except ValueError as exc:
+                ctype = response.headers.get("content-type", "?")
+                return Verdict(Action.RETRY, f"HTTP 200 with an unexpected body ({ctype}): {exc}")
+            return Verdict(Action.OK, "ok", body=body)
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:

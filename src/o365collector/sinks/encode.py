@@ -121,6 +121,19 @@ def envelope(event: Event, stamp: str) -> dict[str, Any]:
     }
 
 
+def _head(event: Event, stamp: str) -> dict[str, Any]:
+    """The envelope without its record (the last key)."""
+    return {
+        "event_id": event.event_id,
+        "tenant": event.tenant,
+        "stream": event.stream,
+        "delivered_at": stamp,
+    }
+
+
+_COMMA = ord(",")
+
+
 def payload_object(event: Event, payload: Payload | PayloadKind, stamp: str) -> dict[str, Any]:
     """The object a sink ships for ``event`` (see :meth:`Payload.object`).
 
@@ -200,11 +213,20 @@ def lines(
                 out += b"\n"
         elif shape.kind == "raw":
             for event in events:
-                out += dump(event.record)
+                raw = event.raw
+                out += dump(event.record) if raw is None else raw  # the text as it came
                 out += b"\n"
         else:
             for event in events:
-                out += dump(envelope(event, stamp))
+                raw = event.raw
+                if raw is None:
+                    out += dump(envelope(event, stamp))
+                else:  # the envelope's head, then the record's text as it came
+                    out += dump(_head(event, stamp))
+                    out[-1] = _COMMA  # the head's closing brace
+                    out += b'"record":'
+                    out += raw
+                    out += b"}"
                 out += b"\n"
     except Exception:  # noqa: BLE001 - one event refused: one by one, rejecting only it
         out.clear()

@@ -94,13 +94,17 @@ class UnknownValueCounter:
         self._spellings = _SPELLINGS.setdefault(known, set())
 
     def observe(self, records: Iterable[dict[str, Any]]) -> None:
-        """Count each record whose value is unknown; the records are not changed.
+        """Count each record whose value is unknown; the records are not changed."""
+        field = self._field
+        self.observe_values(record.get(field) for record in records)
+
+    def observe_values(self, values: Iterable[object]) -> None:
+        """Count each value (a record's ``field``, ``None`` if absent) that is unknown.
 
         Runs for every row read: a known value as Graph spells it costs one set look-up.
         """
-        field, spellings = self._field, self._spellings
-        for record in records:
-            value = record.get(field)
+        spellings = self._spellings
+        for value in values:
             if value.__class__ is not str or value not in spellings:
                 self._check(value)
 
