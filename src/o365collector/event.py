@@ -32,6 +32,14 @@ Record = dict[str, Any] | msgspec.Raw
 """A record as a source keeps it: decoded, or its JSON text exactly as the API sent it."""
 
 
+def decoded(record: Record) -> dict[str, Any]:
+    """``record`` as a dict: itself, or its JSON text decoded (a new dict on each call)."""
+    if isinstance(record, dict):
+        return record
+    value: dict[str, Any] = orjson.loads(memoryview(record))
+    return value
+
+
 class Event:
     """One record on its way to the sinks. ``record`` is exactly what Microsoft returned.
 
@@ -53,11 +61,7 @@ class Event:
     @property
     def record(self) -> dict[str, Any]:
         """The record as a dict (decoded from :attr:`raw` when the source kept the text)."""
-        record = self._record
-        if isinstance(record, dict):
-            return record
-        decoded: dict[str, Any] = orjson.loads(memoryview(record))
-        return decoded
+        return decoded(self._record)
 
     @property
     def raw(self) -> msgspec.Raw | None:

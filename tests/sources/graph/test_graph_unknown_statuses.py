@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import httpx
 import structlog
 
+from o365collector.event import decoded
 from o365collector.observability.metrics import REGISTRY
 from o365collector.sources.graph.message_trace import GraphMessageTraceSource
 from o365collector.sources.graph.statuses import (
@@ -85,7 +86,7 @@ async def test_unknown_statuses_are_delivered_untouched_and_counted(api_factory)
     before = {v: _count(v) for v in ("unknownFutureValue", "recalled", LONG[:MAX_VALUE_CHARS])}
     pages = [page async for page in source.pages(WINDOW, None)]
 
-    assert [r for p in pages for r in p.records] == expected
+    assert [decoded(r) for p in pages for r in p.records] == expected
     assert _count("unknownFutureValue") - before["unknownFutureValue"] == 1
     assert _count("recalled") - before["recalled"] == 2
     truncated = LONG[:MAX_VALUE_CHARS]

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from o365collector.errors import BadRequestError, RestartWindowError, SourceError
+from o365collector.event import decoded
 from o365collector.sources.graph.message_trace import PATH, GraphMessageTraceSource
 from o365collector.sources.graph.message_trace import window_filter as graph_filter
 from o365collector.windows import TimeWindow
@@ -100,7 +101,11 @@ async def test_pages_follow_next_links_verbatim(api_factory) -> None:
         third: _page([{"id": "4"}]),
     }
     pages = await _collect(source)
-    assert [p.records for p in pages] == [[{"id": "1"}, {"id": "2"}], [{"id": "3"}], [{"id": "4"}]]
+    assert [[decoded(r) for r in p.records] for p in pages] == [
+        [{"id": "1"}, {"id": "2"}],
+        [{"id": "3"}],
+        [{"id": "4"}],
+    ]
     assert [p.next_link for p in pages] == [second, third, None]
     assert graph.asked == [first, second, third]
 
@@ -122,7 +127,7 @@ async def test_resume_starts_at_the_stored_link(api_factory) -> None:
     source = _source(api_factory, graph)
     pages = await _collect(source, stored)
     assert graph.asked == [stored]
-    assert pages[0].records == [{"id": "9"}]
+    assert [decoded(r) for r in pages[0].records] == [{"id": "9"}]
 
 
 async def test_next_link_to_another_host_is_refused(api_factory) -> None:

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from o365collector.errors import SourceError
+from o365collector.event import decoded
 from o365collector.http.classify import Action, classify_graph
 from o365collector.page_gate import Permit
-from o365collector.sources.graph.message_trace import GraphMessageTraceSource
+from o365collector.sources.graph.message_trace import GraphMessageTraceSource, PageBody, decode_page
 from o365collector.windows import TimeWindow
 from support.mock_api import EPOCH
 
@@ -103,9 +104,9 @@ class _PagesApi:
         self.bodies = bodies
         self.asked: list[str] = []
 
-    async def get_page(self, url: str, **_: Any) -> tuple[dict[str, Any], Permit]:
+    async def get_page(self, url: str, **_: Any) -> tuple[PageBody, Permit]:
         self.asked.append(url)
-        return self.bodies[url], Permit()
+        return decode_page(orjson.dumps(self.bodies[url])), Permit()  # as classify_graph does
 
 
 WINDOW = TimeWindow(EPOCH, EPOCH.replace(hour=13))
@@ -178,7 +179,7 @@ def test_pages_follow_next_links_until_the_last_or_refuse(
         error = error or "more than"
     if error is None:
         pages = asyncio.run(_read(source))
-        assert [p.records for p in pages] == expected
+        assert [[decoded(r) for r in p.records] for p in pages] == expected
         assert pages[-1].next_link is None
         assert all(p.next_link for p in pages[:-1])
         assert [len(p.facts) for p in pages] == [len(r) for r in expected]

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import structlog
 
 from o365collector.errors import SetupError
-from o365collector.event import row_facts
+from o365collector.event import decoded, row_facts
 from o365collector.http.classify import classify_graph
 from o365collector.http.client import ApiClient
 from o365collector.sources.base import Page, WindowSource
@@ -72,7 +72,7 @@ class DetailSource:
         async for page in self._listing.pages(window, resume_link, priority=priority):
             try:
                 details: list[dict[str, Any]] = []
-                for row in page.records:
+                for row in map(decoded, page.records):  # Graph's are texts
                     if _status(row) in self._statuses:
                         details.extend(await self._fetch(row, window, priority))
                 out = Page(details, page.next_link, row_facts(details, detail_key), page.permit)
