@@ -181,12 +181,14 @@ class _SlowLookups(SqliteStateStore):
         return found
 
 
-async def test_a_lookup_racing_a_settle_on_another_thread_does_not_resend(tmp_path):
-    # With a pooled backend, lane A's lookup and lane B's settle (remember, then unmark)
-    # run on different threads. Were they to interleave, A would find the fact neither
-    # remembered (its lookup ran first) nor in flight (unmarked since): a second delivery.
+@pytest.mark.parametrize("threads", [1, 2])
+async def test_a_lookup_racing_a_settle_on_another_thread_does_not_resend(tmp_path, threads):
+    # Lane A's lookup and lane B's settle (remember, then unmark) run on different threads
+    # (SQLite: the lookup thread and the writer; a pooled backend: two of its threads).
+    # Were they to interleave, A would find the fact neither remembered (its lookup ran
+    # first) nor in flight (unmarked since): a second delivery.
     store = _SlowLookups(tmp_path / "state.db")
-    dedup = _dedup(store, threads=2)
+    dedup = _dedup(store, threads=threads)
     page = _page(("a", "x@c", "delivered"))
     ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     first = await _split(dedup, page, ack)
@@ -203,4 +205,40 @@ async def test_a_lookup_racing_a_settle_on_another_thread_does_not_resend(tmp_pa
     await settling
     assert second.events == []
     assert second.known == 1
+    store.close()
+
+
+class _SlowCommits(SqliteStateStore):
+    """A real SQLite store whose page commits wait for a gate."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.committing = threading.Event()
+
+    def commit_page(self, scope, facts, step):
+        self.committing.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        super().commit_page(scope, facts, step)
+
+
+async def test_a_lookup_is_not_held_by_another_lanes_commit(tmp_path):
+    # Lanes of a stream share the deduplicator: one lane's page commit (a disk write)
+    # must not hold another lane's lookup, or parsed pages pile up behind the commits.
+    store = _SlowCommits(tmp_path / "state.db")
+    dedup = _dedup(store)
+    ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    first = await _split(dedup, _page(("a", "x@c", "delivered")), ack)
+    ack.set_result(None)
+    store.gate.clear()
+    settling = asyncio.create_task(dedup.settle(first.facts, END))
+    assert await asyncio.to_thread(store.committing.wait, 10)
+    other = await asyncio.wait_for(_split(dedup, _page(("b", "y@c", "pending"))), 10)
+    assert len(other.events) == 1  # a hang guard above, not a timing
+    again = await asyncio.wait_for(_split(dedup, _page(("a", "x@c", "delivered"))), 10)
+    assert again.events == [] and len(again.waits) == 1  # in flight until its commit
+    assert not settling.done()
+    store.gate.set()
+    await settling
     store.close()

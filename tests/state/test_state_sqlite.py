@@ -6,6 +6,7 @@ What every backend must do is in test_state_contract.py.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,9 +16,10 @@ import pytest
 from o365collector.config.loader import parse_settings
 from o365collector.config.model import Settings
 from o365collector.errors import StateError
+from o365collector.state import sqlite as sqlite_module
 from o365collector.state.backend import open_state, state_path
 from o365collector.state.sqlite import SCHEMA_VERSION, SqliteStateStore
-from o365collector.state.store import Checkpoint
+from o365collector.state.store import Checkpoint, dedup_scope
 from o365collector.windows import TimeWindow
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -299,3 +301,39 @@ def test_one_scopes_expiry_forgets_every_scopes_expired_facts_of_an_hour(db_path
         assert store.expire_seen(4700, "c\x1fmessage_trace") == 1
     finally:
         store.close()
+
+
+def test_a_lookup_reads_beside_an_open_commit_and_sees_only_committed_facts(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lookups have their own connection: one run on another thread while a commit's
+    # transaction is open neither waits for it nor sees its facts before they are
+    # committed (the dedup's in-flight marks cover them until then).
+    store = SqliteStateStore(db_path)
+    scope = dedup_scope("t", "s")
+    store.commit_page(scope, [(b"2026112205old", "delivered", 2**40)], None)
+    inside, release = threading.Event(), threading.Event()
+    hours = sqlite_module._hours
+
+    def held_hours(number: int, facts: list[tuple[bytes, str, int]]) -> object:
+        inside.set()  # the page's facts are inserted, not committed
+        assert release.wait(10), "the test never released the commit"
+        return hours(number, facts)
+
+    monkeypatch.setattr(sqlite_module, "_hours", held_hours)
+    commit = threading.Thread(
+        target=store.commit_page, args=(scope, [(b"2026112205new", "pending", 2**40)], None)
+    )
+    commit.start()
+    try:
+        assert inside.wait(10)
+        keys = [b"2026112205old", b"2026112205new"]
+        assert store.seen_statuses(keys) == {b"2026112205old": "delivered"}
+    finally:
+        release.set()
+        commit.join(10)
+    assert store.seen_statuses(keys) == {
+        b"2026112205old": "delivered",
+        b"2026112205new": "pending",
+    }
+    store.close()

@@ -110,3 +110,22 @@ async def test_dedup_calls_round_trip(tmp_path: Path) -> None:
     assert await writer.seen_statuses([b"k1"]) == {}
     writer.close()
     store.close()
+
+
+async def test_a_lookup_does_not_queue_behind_a_held_write_on_sqlite(tmp_path: Path) -> None:
+    # SQLite has one writer thread; a page's dedup lookup runs on a thread of its own, so
+    # it is answered while another page's commit holds the writer (with many tenants,
+    # pages otherwise waited there, parsed, for most of the page gate's places).
+    store = _Gated(tmp_path / "state.db")
+    writer = StateWriter(store)
+    await writer.remember(dedup_scope("t", "s"), [(b"k1", "delivered", FAR)])
+    store.gate.clear()
+    commit = asyncio.create_task(writer.commit_window("t", "s", _windows(1)[0], NOW, "live"))
+    assert await asyncio.to_thread(store.started.wait, 10)
+    found = await asyncio.wait_for(writer.seen_statuses([b"k1", b"k2"]), 10)  # a hang guard
+    assert found == {b"k1": "delivered"}
+    assert not commit.done()  # the write was held the whole time
+    store.gate.set()
+    await commit
+    writer.close()
+    store.close()

@@ -62,8 +62,13 @@ class Deduplicator:
         self.ids = StreamIds(tenant_id, stream)
         self._inflight: dict[Fact, asyncio.Future[None]] = {}
         # A lookup and the in-flight marks it is checked against must not interleave with
-        # a settle (remember, then unmark) of another lane: the fact would be in neither.
+        # the unmarking of a settle (remember, then unmark) of another lane: the fact
+        # would be in neither. The remembering itself may run beside lookups: a fact is
+        # unmarked only once it is stored, so a lookup finds it in one or the other.
         self._lock = asyncio.Lock()
+        # One commit at a time per stream: two lanes' facts may share a row key (a status
+        # change), and a pooled backend could then lock its rows in two orders at once.
+        self._commits = asyncio.Lock()
 
     async def split(self, page: Page, handed: asyncio.Future[None]) -> PageFacts:
         """Sort a page's records into new facts (as events) and known or in-flight ones.
@@ -161,8 +166,9 @@ class Deduplicator:
                 await self.store.commit_page(self.scope, [], step)
             return
         expires = int((window_end + self.keep).timestamp())
-        async with self._lock:
+        async with self._commits:
             await self.store.commit_page(
                 self.scope, [(key, status, expires) for key, status in facts], step
             )
+        async with self._lock:  # not while a lookup that may have read before the commit
             self.release(facts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -143,14 +144,16 @@ class SqliteStateStore:
         self.path = path
         self.read_only = read_only
         self._scope_ids: dict[str, int] = {}  # scopes' numbers, once committed
+        self._lookups = threading.Lock()  # the lookup connection serves one thread at a time
         if read_only:
-            self._db = _open_read_only(path)
+            self._db = self._reader = _open_read_only(path)
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             try:
                 self._prepare()
+                self._reader = _open_lookups(path)
             except BaseException:
                 self._db.close()
                 raise
@@ -213,6 +216,8 @@ class SqliteStateStore:
 
     def close(self) -> None:
         """Close the database."""
+        if self._reader is not self._db:
+            self._reader.close()
         self._db.close()
 
     def load(self, tenant: str, stream: str, lane: str = "live") -> Checkpoint:
@@ -290,16 +295,22 @@ class SqliteStateStore:
         return [(r[0], _row_to_checkpoint(r[1:])) for r in rows]
 
     def seen_statuses(self, row_keys: list[bytes]) -> dict[bytes, str]:
-        """For each already delivered row key, the ``|``-joined statuses delivered for it."""
+        """For each already delivered row key, the ``|``-joined statuses delivered for it.
+
+        Read on a connection of its own, so a lookup may run on another thread while a
+        write runs (WAL: readers do not wait for the writer). It sees every commit that
+        returned before it began, none that is still open.
+        """
         found: dict[bytes, str] = {}
-        for start in range(0, len(row_keys), _SQL_CHUNK):
-            chunk = row_keys[start : start + _SQL_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT row_key, statuses FROM seen WHERE row_key IN ({marks})",  # noqa: S608
-                chunk,
-            )
-            found.update(rows)
+        with self._lookups:
+            for start in range(0, len(row_keys), _SQL_CHUNK):
+                chunk = row_keys[start : start + _SQL_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._reader.execute(
+                    f"SELECT row_key, statuses FROM seen WHERE row_key IN ({marks})",  # noqa: S608
+                    chunk,
+                )
+                found.update(rows)
         return found
 
     def remember(self, scope: str, facts: list[tuple[bytes, str, int]]) -> None:
@@ -583,6 +594,15 @@ def _number_scopes(db: sqlite3.Connection) -> None:
         "SELECT scope_id, substr(row_key, 1, length(row_key) - 16), min(expires_at) "
         "FROM seen WHERE length(row_key) > 16 GROUP BY 1, 2"
     )
+
+
+def _open_lookups(path: Path) -> sqlite3.Connection:
+    """The connection of the dedup lookups: reads only, beside the writer's."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA query_only=1")
+    db.execute("PRAGMA busy_timeout=5000")
+    db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+    return db
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:

@@ -145,7 +145,9 @@ class DedupStore(Protocol):
     def seen_statuses(self, row_keys: list[bytes]) -> dict[bytes, str]:
         """For each already delivered row key, the ``|``-joined statuses delivered for it.
 
-        Keys never remembered (or expired and forgotten) are absent.
+        Keys never remembered (or expired and forgotten) are absent. A lookup may run on
+        another thread while a write runs; it sees every write that returned before it
+        began (the dedup unmarks a fact in flight only after its commit returned).
         """
         ...
 
