@@ -155,7 +155,7 @@ class Collector:
             if fence is None:  # a replica applies a tenant's resets when it takes the tenant
                 apply_configured_resets(settings, opened, self.clock.now())
             # Every later state call runs off the event loop, on as many threads as the
-            # backend has connections (SQLite: one writer).
+            # backend has connections (SQLite: one writer, and a thread for dedup lookups).
             store = StateWriter(
                 opened, threads=settings.state.pool_size if shared else 1, executor=self.executor
             )
