@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from o365collector.errors import SourceError
 from o365collector.event import Event
 from o365collector.sinks.encode import envelope, lines
+from o365collector.sources.graph import message_trace
 from o365collector.sources.graph.message_trace import (
     GraphMessageTraceSource,
+    decode_page,
     facts_of,
     row_facts_of,
 )
@@ -80,6 +82,26 @@ async def test_a_pretty_printed_page_still_gives_one_line_per_event(api_factory)
 async def test_a_row_that_is_not_an_object_fails_the_page(api_factory) -> None:
     with pytest.raises(SourceError, match="not JSON objects"):
         await _pages(_source(api_factory, b'{"value":[{"id":"a"},"text"]}'))
+
+
+@pytest.mark.parametrize(
+    ("text", "bad"),
+    [(b"\xff\xfe", 0), (b"\xed\xa0\x80", 0), (b"caf\xc3", 3)],  # not UTF-8, a surrogate, cut
+)
+@pytest.mark.parametrize("part", [1, 3, 4, 1 << 16])  # checked in parts of this size
+def test_a_page_with_bytes_that_are_not_utf8_is_refused_whole(
+    text: bytes, bad: int, part: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rows are written as the text that came; a field no identity reads (the subject)
+    # holding bytes that are not UTF-8 would reach the sinks as such. The page is
+    # refused instead (a 200 that is not a page is retried; nothing is delivered).
+    monkeypatch.setattr(message_trace, "_UTF8_PART", part)
+    body = b'{"value":[{"id":"a","subject":"ok"},{"id":"b","subject":"' + text + b'"}]}'
+    with pytest.raises(ValueError, match=rf"not UTF-8 at byte {body.index(text) + bad}$"):
+        decode_page(body)
+    with pytest.raises(ValueError, match=r"not UTF-8 at byte 6$"):
+        message_trace._check_utf8(b"\xc3\xbcber \xc3")  # the text ends inside a character
+    assert decode_page('{"value":[{"id":"a","subject":"Über 😀"}]}'.encode())
 
 
 def test_the_envelope_around_a_kept_text_is_the_envelope_of_the_record() -> None:

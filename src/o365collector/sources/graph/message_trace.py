@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import functools
 from collections.abc import AsyncIterator
 from urllib.parse import quote, urlsplit
@@ -189,7 +190,37 @@ def decode_page(content: bytes) -> PageBody:
     except (msgspec.DecodeError, orjson.JSONDecodeError) as exc:
         msg = f"not a Graph page: {exc}"
         raise ValueError(msg) from exc
+    _check_utf8(content)
     return msgspec.structs.replace(page, content=content)
+
+
+_UTF8_PART = 1 << 16
+
+
+def _check_utf8(content: bytes) -> None:
+    """Refuse a body that is not UTF-8 (the rows are written as the text that came).
+
+    msgspec checks the text of the fields it decodes (a row's identity), not of those it
+    keeps as text: a subject that is not UTF-8 would reach the sinks as such. Checked in
+    parts, ~0.02 µs per row, with no copy of the body.
+
+    Raises:
+        ValueError: the first byte that is not UTF-8.
+    """
+    if content.isascii():
+        return
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(content)
+    offset = 0  # where the decoder's input begins: the bytes it held back, then the part
+    try:
+        for start in range(0, len(content), _UTF8_PART):
+            offset = start - len(decoder.getstate()[0])
+            decoder.decode(view[start : start + _UTF8_PART])
+        offset = len(content) - len(decoder.getstate()[0])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        msg = f"not a Graph page: its body is not UTF-8 at byte {offset + exc.start}"
+        raise ValueError(msg) from None
 
 
 _CLASSIFY = functools.partial(classify_graph, decode=decode_page)
