@@ -83,10 +83,15 @@ class Event:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        """``Event(tenant=…, stream=…, event_id=…, record=…)``."""
+        """``Event(tenant=…, stream=…, event_id=…, record=…)`` (a kept text that does not
+        decode shows as its bytes)."""
+        try:
+            record: object = self.record
+        except ValueError:
+            record = bytes(memoryview(self.raw or b""))
         return (
             f"Event(tenant={self.tenant!r}, stream={self.stream!r}, "
-            f"event_id={self.event_id!r}, record={self.record!r})"
+            f"event_id={self.event_id!r}, record={record!r})"
         )
 
 

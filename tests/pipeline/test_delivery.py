@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from o365collector.config.model import RetrySettings
@@ -159,6 +160,26 @@ async def test_rejected_events_go_to_dead_letter(runner_for, tmp_path: Path) -> 
     assert runner.discarded == 2
     assert runner.delivered == 3
     assert len(sink.batches) == 1  # rejected events are not retried
+
+
+async def test_a_kept_text_that_does_not_decode_is_dead_lettered_as_text(
+    runner_for, tmp_path: Path
+) -> None:
+    # Graph rows are kept as the text Graph sent. One with a number no float holds
+    # (valid JSON, refused by orjson) is refused by every sink that reads the record; the
+    # dead-letter file takes it as its text, and the batch's other events stay delivered.
+    text = b'{"id":"big","size":1e400}'
+    odd = Event("contoso", "message_trace", "odd", msgspec.json.decode(text, type=msgspec.Raw))
+    assert "1e400" in repr(odd)
+    sink = ScriptedSink("siem", DeliveryResult.reject({1: "unencodable: size"}, "partial"))
+    runner = runner_for(sink)
+    done = await runner.offer([_events(1)[0], odd, _events(2)[1]])
+    await asyncio.wait_for(done, 1)
+    [line] = [
+        json.loads(x) for x in (tmp_path / "dead-letter" / "siem.jsonl").read_bytes().splitlines()
+    ]
+    assert (line["event_id"], line["record"], line["record_text"]) == ("odd", None, text.decode())
+    assert (runner.discarded, runner.delivered) == (1, 2)
 
 
 async def test_fan_out_resolves_when_both_sinks_delivered(runner_for) -> None:

@@ -337,3 +337,11 @@ def test_a_lookup_reads_beside_an_open_commit_and_sees_only_committed_facts(
         b"2026112205new": "pending",
     }
     store.close()
+
+
+def test_an_in_memory_store_looks_up_what_it_remembered() -> None:
+    # SQLite's private in-memory database is one connection: lookups share it.
+    store = SqliteStateStore(Path(":memory:"))
+    store.commit_page(dedup_scope("t", "s"), [(b"2026112205key", "delivered", 2**40)], None)
+    assert store.seen_statuses([b"2026112205key"]) == {b"2026112205key": "delivered"}
+    store.close()

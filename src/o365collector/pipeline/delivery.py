@@ -77,7 +77,8 @@ class DeadLetter:
 
 
 def _dead_line(sink: str, event: Event, reason: str, stamp: str) -> bytes:
-    """One dead-letter line; a record that is not JSON-encodable is kept as its repr."""
+    """One dead-letter line; a record that is not JSON-encodable is kept as its repr, and
+    one kept as text that does not decode (a number no float holds) as that text."""
     entry: dict[str, Any] = {
         "sink": sink,
         "reason": reason,
@@ -85,13 +86,18 @@ def _dead_line(sink: str, event: Event, reason: str, stamp: str) -> bytes:
         "event_id": event.event_id,
         "tenant": event.tenant,
         "stream": event.stream,
-        "record": event.record,
+        "record": None,
     }
     try:
+        entry["record"] = event.record
         return dumps(entry) + b"\n"
     except ValueError:
         entry["record"] = None
-        entry["record_repr"] = repr(event.record)
+        raw = event.raw
+        if raw is not None:
+            entry["record_text"] = bytes(memoryview(raw)).decode("utf-8", "replace")
+        else:
+            entry["record_repr"] = repr(event.record)
         return orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
 
 

@@ -153,7 +153,9 @@ class SqliteStateStore:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             try:
                 self._prepare()
-                self._reader = _open_lookups(path)
+                # A private in-memory database cannot be opened twice: it is one connection.
+                in_memory = str(path) == ":memory:"
+                self._reader = self._db if in_memory else _open_lookups(path)
             except BaseException:
                 self._db.close()
                 raise

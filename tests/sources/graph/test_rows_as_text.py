@@ -104,6 +104,13 @@ def test_a_page_with_bytes_that_are_not_utf8_is_refused_whole(
     assert decode_page('{"value":[{"id":"a","subject":"Über 😀"}]}'.encode())
 
 
+def test_a_page_nested_too_deeply_is_not_a_page() -> None:
+    # A ValueError is what the classifier retries; a RecursionError would fail the lane.
+    body = b'{"value":[{"id":"a","x":' + b"[" * 5000 + b"]" * 5000 + b"}]}"
+    with pytest.raises(ValueError, match="nested too deeply"):
+        decode_page(body)
+
+
 def test_the_envelope_around_a_kept_text_is_the_envelope_of_the_record() -> None:
     text_event = Event('ten"ant', "message_trace", "abc", _raw(ROW))
     dict_event = Event('ten"ant', "message_trace", "abc", dict(ROW))

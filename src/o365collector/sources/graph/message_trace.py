@@ -190,6 +190,9 @@ def decode_page(content: bytes) -> PageBody:
     except (msgspec.DecodeError, orjson.JSONDecodeError) as exc:
         msg = f"not a Graph page: {exc}"
         raise ValueError(msg) from exc
+    except RecursionError:  # msgspec's limit on nesting: not a page either (it is retried)
+        msg = "not a Graph page: its JSON is nested too deeply"
+        raise ValueError(msg) from None
     _check_utf8(content)
     return msgspec.structs.replace(page, content=content)
 
