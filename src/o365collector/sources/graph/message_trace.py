@@ -205,7 +205,7 @@ def _check_utf8(content: bytes) -> None:
 
     msgspec checks the text of the fields it decodes (a row's identity), not of those it
     keeps as text: a subject that is not UTF-8 would reach the sinks as such. Checked in
-    parts, ~0.02 µs per row, with no copy of the body.
+    64 KiB parts (never a copy of the whole body), ~0.02 µs per row.
 
     Raises:
         ValueError: the first byte that is not UTF-8.
