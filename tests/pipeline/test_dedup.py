@@ -165,20 +165,27 @@ async def test_rows_with_a_receive_time_are_recognised_on_every_read(store):
     assert changed.status_changes == 1 and changed.new_rows == 0
 
 
-class _SlowLookups(SqliteStateStore):
-    """A real SQLite store whose lookups read at once but answer when a gate opens."""
+class _HeldStore(SqliteStateStore):
+    """A real SQLite store whose lookups (read at once) answer, and whose page commits
+    start, only when their gate is open (both open at first)."""
 
     def __init__(self, path):
         super().__init__(path)
-        self.gate = threading.Event()
-        self.gate.set()
-        self.looking = threading.Event()
+        self.lookup_gate, self.commit_gate = threading.Event(), threading.Event()
+        self.lookup_gate.set()
+        self.commit_gate.set()
+        self.looking, self.committing = threading.Event(), threading.Event()
 
     def seen_statuses(self, row_keys):
         found = super().seen_statuses(row_keys)  # read now, answered when the gate opens
         self.looking.set()
-        assert self.gate.wait(10), "the test never opened the gate"
+        assert self.lookup_gate.wait(10), "the test never opened the lookup gate"
         return found
+
+    def commit_page(self, scope, facts, step):
+        self.committing.set()
+        assert self.commit_gate.wait(10), "the test never opened the commit gate"
+        super().commit_page(scope, facts, step)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -187,20 +194,20 @@ async def test_a_lookup_racing_a_settle_on_another_thread_does_not_resend(tmp_pa
     # (SQLite: the lookup thread and the writer; a pooled backend: two of its threads).
     # Were they to interleave, A would find the fact neither remembered (its lookup ran
     # first) nor in flight (unmarked since): a second delivery.
-    store = _SlowLookups(tmp_path / "state.db")
+    store = _HeldStore(tmp_path / "state.db")
     dedup = _dedup(store, threads=threads)
     page = _page(("a", "x@c", "delivered"))
     ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     first = await _split(dedup, page, ack)
     ack.set_result(None)
-    store.gate.clear()
+    store.lookup_gate.clear()
     store.looking.clear()
     racing = asyncio.create_task(_split(dedup, page))
     assert await asyncio.to_thread(store.looking.wait, 10)
     settling = asyncio.create_task(dedup.settle(first.facts, END))
     for _ in range(50):  # let the settle run as far as it can while the lookup is held
         await asyncio.sleep(0.001)
-    store.gate.set()
+    store.lookup_gate.set()
     second = await racing
     await settling
     assert second.events == []
@@ -208,30 +215,15 @@ async def test_a_lookup_racing_a_settle_on_another_thread_does_not_resend(tmp_pa
     store.close()
 
 
-class _SlowCommits(SqliteStateStore):
-    """A real SQLite store whose page commits wait for a gate."""
-
-    def __init__(self, path):
-        super().__init__(path)
-        self.gate = threading.Event()
-        self.gate.set()
-        self.committing = threading.Event()
-
-    def commit_page(self, scope, facts, step):
-        self.committing.set()
-        assert self.gate.wait(10), "the test never opened the gate"
-        super().commit_page(scope, facts, step)
-
-
 async def test_a_lookup_is_not_held_by_another_lanes_commit(tmp_path):
     # Lanes of a stream share the deduplicator: one lane's page commit (a disk write)
     # must not hold another lane's lookup, or parsed pages pile up behind the commits.
-    store = _SlowCommits(tmp_path / "state.db")
+    store = _HeldStore(tmp_path / "state.db")
     dedup = _dedup(store)
     ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     first = await _split(dedup, _page(("a", "x@c", "delivered")), ack)
     ack.set_result(None)
-    store.gate.clear()
+    store.commit_gate.clear()
     settling = asyncio.create_task(dedup.settle(first.facts, END))
     assert await asyncio.to_thread(store.committing.wait, 10)
     other = await asyncio.wait_for(_split(dedup, _page(("b", "y@c", "pending"))), 10)
@@ -239,6 +231,6 @@ async def test_a_lookup_is_not_held_by_another_lanes_commit(tmp_path):
     again = await asyncio.wait_for(_split(dedup, _page(("a", "x@c", "delivered"))), 10)
     assert again.events == [] and len(again.waits) == 1  # in flight until its commit
     assert not settling.done()
-    store.gate.set()
+    store.commit_gate.set()
     await settling
     store.close()

@@ -54,9 +54,10 @@ class StateWriter:
         if executor is None and threads == 1:
             self._lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-lookup")
 
-    async def _call(self, fn: Callable[..., _T], *args: object) -> _T:
+    async def _call(self, fn: Callable[..., _T], *args: object, on: Executor | None = None) -> _T:
+        """Run ``fn(*args)`` on the state's threads (``on``: those, the writer's by default)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+        return await loop.run_in_executor(on or self._pool, functools.partial(fn, *args))
 
     async def load(self, tenant: str, stream: str, lane: str) -> Checkpoint:
         """See :meth:`~o365collector.state.store.CheckpointStore.load`."""
@@ -94,8 +95,7 @@ class StateWriter:
 
     async def seen_statuses(self, row_keys: list[bytes]) -> dict[bytes, str]:
         """See :meth:`~o365collector.state.store.DedupStore.seen_statuses`."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._lookups, self.store.seen_statuses, row_keys)
+        return await self._call(self.store.seen_statuses, row_keys, on=self._lookups)
 
     async def remember(self, scope: str, facts: list[tuple[bytes, str, int]]) -> None:
         """See :meth:`~o365collector.state.store.DedupStore.remember`."""
