@@ -13,7 +13,9 @@ that backlog (``throughput.start_emulator`` with a 2-day history; 10,000 rows wi
 3. the same with ``state: {backend: postgresql}`` in a throwaway database
    (``replicas._database``), so that its transactions are the collector's alone: round
    trips per page = (transactions of the run - those of the empty run) / Graph requests;
-4. ``fixed_delay`` (the seeds' mode), as a reference.
+4. ``fixed_delay`` (the seeds' mode), as a reference;
+5. defaults with smaller Graph pages (``page_size`` 2,000, 1,000, 500; once each): what
+   a page's size costs in peak RSS, against the requests it saves.
 
 1-3 run three times, interleaved (once with ``--smoke``), and the median is reported: the
 machine is small and shared. Every run must deliver every row exactly once. The raw limit
@@ -58,6 +60,7 @@ JSONL, ECS, PG, FIXED_LABEL = (
 )
 TARGET_US = {JSONL: 10.0, ECS: 15.0}
 TARGET_RSS_MIB = {JSONL: 60.0}
+SMALLER_PAGES = (2000, 1000, 500)
 TARGET_ROUND_TRIPS = 2.0
 TARGET_PG_RATIO = 1.3
 PEERS = "best 15.3 µs/event (1 h windows), 223 µs with their defaults; 61-66 MB peak RSS"
@@ -159,6 +162,40 @@ def _backlog_runs(
         )
     runs[FIXED_LABEL].append(collect_backlog(ctx, emulator, "fixed", FIXED, rows=rows))
     return runs
+
+
+def _page_size_runs(ctx: Context, emulator: EmulatorProcess, rows: int) -> dict[int, BacklogRun]:
+    """Configuration 5: defaults with each of :data:`SMALLER_PAGES` rows per Graph page."""
+    return {
+        size: collect_backlog(
+            ctx, emulator, f"pages{size}", {**FRESH_DEFAULTS, "page_size": size}, rows=rows
+        )
+        for size in SMALLER_PAGES
+    }
+
+
+def _add_page_sizes(
+    report: Report, cmd: str, default: list[BacklogRun], smaller: dict[int, BacklogRun]
+) -> None:
+    """Peak RSS, requests and CPU by page size: the price of memory in requests."""
+    cells = [
+        f"{PAGE_ROWS:,} (default): {_median(default, _rss):.0f} MiB, "
+        f"{_median(default, lambda r: float(r.requests)):g} requests, "
+        f"{_median(default, _us):.1f} µs"
+    ]
+    for size, run in smaller.items():
+        cells.append(
+            f"{size:,}: {_rss(run):.0f} MiB, {run.requests} requests, {_us(run):.1f} µs"
+            + ("" if run.lines == run.distinct == run.rows else " (NOT every row once)")
+        )
+    report.add(
+        "peak RSS by Graph page size (defaults → JSON lines; rows per page: RSS, requests, "
+        "CPU per event)",
+        "; ".join(cells),
+        target="all, none twice",
+        ok=all(r.lines == r.distinct == r.rows for r in smaller.values()),
+        command=cmd,
+    )
 
 
 def _raw(ctx: Context, emulator: EmulatorProcess) -> tuple[RawResult, RawResult]:
@@ -352,12 +389,14 @@ def run(ctx: Context) -> Report:
             meter = PgMeter(log)
             runs = _backlog_runs(ctx, emulator, rows, repeats, meter, dsn)
             pg_notes = _notes(runs, meter)
+        smaller = _page_size_runs(ctx, emulator, rows)
         raw = _raw(ctx, emulator)
         report.notes += _profile(ctx, emulator, rows)
     finally:
         emulator.stop()
     for label, group in runs.items():
         _add_config(report, cmd, label, group)
+    _add_page_sizes(report, cmd, runs[JSONL], smaller)
     _add_postgres(report, cmd, runs)
     _add_raw(report, cmd, runs, raw)
     _add_peers(report, cmd, runs)
