@@ -126,6 +126,7 @@ class Collector:
         self.result = RunResult()
         self.health: HealthServer | None = None
         self.gate = PageGate(settings.collection.max_pages_in_memory)  # every tenant's pages
+        self.flights = PageGate(settings.collection.max_requests_in_flight)  # their requests
         self.ownership: TenantOwnership | None = None  # replicas sharing a PostgreSQL state
         # For the run summary: each tenant's request budget (its `used` counts requests)
         # and how long each (tenant, stream) ran, in seconds.
@@ -304,7 +305,14 @@ class Collector:
         )
         self.budgets[tenant.label] = budget
         api = ApiClient(
-            client, tokens, budget, collection.retry, self.clock, tenant.label, self.gate
+            client,
+            tokens,
+            budget,
+            collection.retry,
+            self.clock,
+            tenant.label,
+            self.gate,
+            self.flights,
         )
         discovery: ServiceDocument | None = None  # one per tenant, for its RWS streams only
         workers: list[StreamWorker] = []

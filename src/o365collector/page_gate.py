@@ -1,12 +1,17 @@
-"""A process-wide limit on pages in memory: from their request until every sink has them.
+"""A process-wide limit on pages in memory: from their answer until every sink has them.
 
 A page of 5,000 rows costs several MiB from its body to its encoded lines. Without a limit,
 every lane of every tenant may hold one while it waits for room in the sinks' queues, and
-each sink queue holds more, so memory grows with the number of tenants. The gate is taken
-right before a page's request is sent (after the tenant's budget slot, so a throttled
-tenant never holds one) and released when every sink acknowledged the page's events (or
-at once if the page brings none, or if the request failed). Waiting lanes are served by
-budget priority: live reads before re-sweeps before history.
+each sink queue holds more, so memory grows with the number of tenants. A page takes its
+place once its answer's headers came, before its body is read (``ApiClient``), and gives it
+back when every sink acknowledged the page's events and the page was committed (or at once
+if the page brings none, or if the request failed). Waiting lanes are served by budget
+priority: live reads before re-sweeps before history.
+
+The requests are bounded apart, by a second gate of this class (``max_requests_in_flight``):
+a request waiting for Microsoft holds no page's place, so a small page limit does not
+throttle many tenants behind a slow network. A page request is not sent while the page
+gate is full (:meth:`PageGate.wait_for_room`): its answer would wait, unread, for a place.
 
 The place is a value, a :class:`Permit`, that travels with the page: the request returns
 it with the body (``ApiClient.get_page``), the source puts it on the ``Page`` it yields,
@@ -66,6 +71,10 @@ class PageGate:
                     self._release_one()  # granted but no longer wanted
                 raise
         return Permit(self)
+
+    async def wait_for_room(self, priority: int = 0) -> None:
+        """Wait, in ``priority`` order with the acquirers, until a place is free; take none."""
+        (await self.acquire(priority)).release()
 
     @property
     def waiting(self) -> int:

@@ -257,6 +257,138 @@ async def test_a_retried_page_request_holds_one_place(api_factory, clock) -> Non
     assert api.gate.in_use == 0
 
 
+class _Held:
+    """A Graph whose answers wait until the test lets them go; counts requests in flight."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.go = asyncio.Event()
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "login.microsoftonline.com":
+            return token_response("tok")
+        self.arrived += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self.go.wait()
+        finally:
+            self.in_flight -= 1
+        return httpx.Response(200, json=OK_BODY)
+
+
+async def _page(api):
+    return await api.get_page(URL, scope=SCOPE, classify=classify_graph, api="graph")
+
+
+async def _until(condition) -> None:
+    """Let the event loop run until ``condition()`` holds (a bounded number of turns)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+async def test_page_requests_in_flight_are_not_bounded_by_the_pages_in_memory(
+    api_factory,
+) -> None:
+    from o365collector.page_gate import PageGate
+
+    graph = _Held()
+    api = api_factory(graph)
+    api.gate, api.flights = PageGate(1), PageGate(3)
+    readers = [asyncio.create_task(_page(api)) for _ in range(3)]
+    # One place for pages, yet all three requests wait for Microsoft at once: a place is
+    # taken when an answer comes, not while it is awaited.
+    await _until(lambda: graph.arrived == 3)
+    assert api.gate.in_use == 0
+    graph.go.set()
+    done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+    assert len(done) == 1 and api.gate.in_use == 1  # the others wait for the page's place
+    for _ in range(2):
+        body, permit = done.pop().result()
+        assert body == OK_BODY
+        permit.release()
+        done, _ = await asyncio.wait(
+            [r for r in readers if not r.done()], return_when=asyncio.FIRST_COMPLETED
+        )
+    body, permit = done.pop().result()
+    permit.release()
+    assert api.gate.in_use == 0
+
+
+async def test_page_requests_in_flight_are_bounded_by_flights(api_factory) -> None:
+    from o365collector.page_gate import PageGate
+
+    graph = _Held()
+    api = api_factory(graph)
+    api.gate, api.flights = PageGate(10), PageGate(2)
+    readers = [asyncio.create_task(_page(api)) for _ in range(5)]
+    await _until(lambda: graph.arrived == 2)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert graph.arrived == 2  # the third waits for a flight, not for Microsoft
+    graph.go.set()
+    for body, permit in await asyncio.gather(*readers):
+        assert body == OK_BODY
+        permit.release()
+    assert graph.most_in_flight == 2 and graph.arrived == 5
+    assert api.gate.in_use == 0 and api.flights.in_use == 0
+
+
+async def test_no_page_request_is_sent_while_the_pages_in_memory_fill_the_gate(
+    api_factory,
+) -> None:
+    from o365collector.page_gate import PageGate
+
+    graph = Graph(httpx.Response(200, json=OK_BODY))
+    api = api_factory(graph)
+    api.gate, api.flights = PageGate(1), PageGate(4)
+    held = await api.gate.acquire()  # a page the sinks have not taken yet
+    reader = asyncio.create_task(_page(api))
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert graph.api_requests == []  # its answer would wait, unread, for the place
+    held.release()
+    body, permit = await reader
+    assert body == OK_BODY and len(graph.api_requests) == 1
+    permit.release()
+
+
+class _Parts(httpx.AsyncByteStream):
+    """A body sent in parts that fails after the first; records its closing."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body, self.closed = body, False
+
+    async def __aiter__(self):
+        yield self.body[:10]
+        raise httpx.ReadError("connection reset in the middle of the body")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_page_cut_off_midway_is_retried_and_holds_nothing_meanwhile(
+    api_factory, clock
+) -> None:
+    from o365collector.page_gate import PageGate
+
+    broken = _Parts(b'{"value": [{"id": "a"}, {"id": "b"}]}')
+    graph = Graph(httpx.Response(200, stream=broken), httpx.Response(200, json=OK_BODY))
+    api = api_factory(graph)
+    api.gate, api.flights = PageGate(1), PageGate(1)
+    body, permit = await asyncio.wait_for(_page(api), 5)  # one place each: no deadlock
+    assert body == OK_BODY and len(graph.api_requests) == 2
+    assert broken.closed  # the failed read gave its connection back
+    assert api.gate.in_use == 1 and api.flights.in_use == 0
+    permit.release()
+    assert api.gate.in_use == 0
+
+
 async def test_a_page_response_is_freed_without_waiting_for_the_cyclic_gc(api_factory) -> None:
     import gc
     import weakref
@@ -267,14 +399,14 @@ async def test_a_page_response_is_freed_without_waiting_for_the_cyclic_gc(api_fa
         return Graph(httpx.Response(200, json=OK_BODY))(request)
 
     api = api_factory(handler)
-    original = api.http.get
+    original = api.http.send
 
-    async def get(*args, **kwargs):  # keeps only a weak reference to each response
+    async def send(*args, **kwargs):  # keeps only a weak reference to each response
         response = await original(*args, **kwargs)
         seen.append(weakref.ref(response))
         return response
 
-    api.http.get = get
+    api.http.send = send
     gc.disable()  # only reference counting may free it
     try:
         assert await _get(api) == OK_BODY

@@ -310,7 +310,8 @@ class CollectionSettings(_Strict):
     max_window_secs: float = Field(GRAPH_MAX_WINDOW_SECS, gt=0, le=GRAPH_MAX_WINDOW_SECS)
     page_size: int = Field(5000, ge=1, le=5000)
     max_pages_per_window: int = Field(10_000, ge=1)
-    max_pages_in_memory: int = Field(8, ge=1, le=1000)
+    max_pages_in_memory: int = Field(3, ge=1, le=1000)
+    max_requests_in_flight: int = Field(16, ge=1, le=1000)
     retry: RetrySettings = RetrySettings()
 
     @model_validator(mode="after")

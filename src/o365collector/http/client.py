@@ -40,6 +40,7 @@ class ApiClient:
     clock: Clock
     tenant: str
     gate: PageGate | None = None  # the process-wide limit on pages in memory
+    flights: PageGate | None = None  # the process-wide limit on page requests in flight
 
     async def get_json(
         self,
@@ -76,11 +77,13 @@ class ApiClient:
     ) -> tuple[Any, Permit]:
         """Like :meth:`get_json`, for a page of records for the sinks: ``(body, permit)``.
 
-        Each attempt takes a place in the process-wide :class:`PageGate` right before it is
-        sent (after the budget slot); a failed attempt gives it back at once. The permit of
-        the attempt that brought the page is returned with the body and belongs to the
-        caller, who releases it (see :mod:`o365collector.page_gate`). If this raises, no
-        place is held.
+        An attempt is sent only while the process-wide :class:`PageGate` has room (after
+        the budget slot, and within ``flights``, the limit on page requests in flight); it
+        takes its place in the gate once the answer's headers say a page is coming, before
+        its body is read. A failed attempt gives its place back at once. The permit of the
+        attempt that brought the page is returned with the body and belongs to the caller,
+        who releases it (see :mod:`o365collector.page_gate`). If this raises, no place is
+        held.
         """
         return await self._get(url, scope, classify, api, priority, self.gate, headers)
 
@@ -200,12 +203,7 @@ class ApiClient:
         permit = Permit()
         try:
             try:
-                async with self.budget.spend(priority):
-                    if gate is not None:
-                        permit = await gate.acquire(priority)
-                    response = await self.http.get(
-                        url, headers={**(headers or {}), "Authorization": f"Bearer {token}"}
-                    )
+                response, permit = await self._exchange(url, priority, gate, headers, token)
             except httpx.TransportError as exc:
                 self._gauge_budget()
                 metrics.HTTP_REQUESTS.labels(api=api, status_class="error").inc()
@@ -219,6 +217,51 @@ class ApiClient:
             permit.release()
             raise
         return verdict, permit
+
+    async def _exchange(
+        self,
+        url: str,
+        priority: int,
+        gate: PageGate | None,
+        headers: Mapping[str, str] | None,
+        token: str,
+    ) -> tuple[httpx.Response, Permit]:
+        """GET ``url`` and read its body; for a page (``gate``), with its place in the gate.
+
+        The place is taken between the answer's headers and its body, so the gate bounds
+        the pages in memory, not the requests waiting for Microsoft: those are bounded by
+        ``flights`` (each holds one from before it is sent until its body is read). A page
+        request is not sent while the gate is full (the sinks are behind), so no answer
+        waits, unread, for a place that may take long to come.
+
+        Raises:
+            httpx.TransportError: the request or the reading of its body failed; nothing
+                is held then.
+        """
+        flight = Permit()
+        permit = Permit()
+        request = self.http.build_request(
+            "GET", url, headers={**(headers or {}), "Authorization": f"Bearer {token}"}
+        )
+        try:
+            async with self.budget.spend(priority):
+                if gate is not None:
+                    await gate.wait_for_room(priority)
+                    if self.flights is not None:
+                        flight = await self.flights.acquire(priority)
+                response = await self.http.send(request, stream=True)
+            try:
+                if gate is not None and response.is_success:
+                    permit = await gate.acquire(priority)
+                await response.aread()
+            finally:
+                await response.aclose()
+        except BaseException:
+            permit.release()
+            raise
+        finally:
+            flight.release()
+        return response, permit
 
 
 def release_body(response: httpx.Response) -> None:
