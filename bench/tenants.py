@@ -21,7 +21,7 @@ NAME = "tenants"
 # A minute's poll: with a 1 s poll, `run --once` keeps reading each tenant's newest second
 # while the other 99 tenants' pages are still being served, and never settles.
 FIXED_MANY = {**FIXED, "poll_interval_secs": 60}
-TARGET_MIB = 200.0
+TARGET_MIB = 100e6 / 2**20  # issue 19: 100 MB for 100 tenants (issue 8 asked for 200 MiB)
 TARGET_US = 10.0
 
 
@@ -90,7 +90,7 @@ def run(ctx: Context) -> Report:
         report.add(
             f"{tenants} tenants: peak RSS ({label})",
             f"{result.run.max_rss_mib:.0f} MiB",
-            target=f"≤ {TARGET_MIB:.0f} MiB",
+            target=f"≤ {TARGET_MIB:.1f} MiB (100 MB)",
             ok=result.run.max_rss_mib <= TARGET_MIB,
             command=cmd,
         )
