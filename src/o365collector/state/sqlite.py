@@ -167,8 +167,7 @@ class SqliteStateStore:
 
     def _prepare(self) -> None:
         """Settings, integrity, schema: create it, upgrade it, or refuse a newer one."""
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")  # before quick_check reads it all
+        _tune(self._db)  # its cache size before quick_check reads it all
         damage = _damage(self._db)
         if damage:
             raise StateError(damaged_message(self.path, damage))
@@ -598,12 +597,17 @@ def _number_scopes(db: sqlite3.Connection) -> None:
     )
 
 
+def _tune(db: sqlite3.Connection) -> None:
+    """What every read-write store connection sets: its wait for locks, its cache size."""
+    db.execute("PRAGMA busy_timeout=5000")
+    db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+
+
 def _open_lookups(path: Path) -> sqlite3.Connection:
     """The connection of the dedup lookups: reads only, beside the writer's."""
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA query_only=1")
-    db.execute("PRAGMA busy_timeout=5000")
-    db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+    _tune(db)
     return db
 
 
