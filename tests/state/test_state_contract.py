@@ -353,6 +353,33 @@ def test_commit_page_with_only_facts_or_only_a_step(store: StateStore) -> None:
     assert store.seen_statuses([b"a"]) == {b"a": "pending"}
 
 
+def test_a_large_page_merges_its_facts_as_one_by_one_commits_would(store: StateStore) -> None:
+    # 700 facts: more than one multi-row statement's worth, and a rest. Within the page a
+    # key comes with two statuses (a status change), the same fact comes twice (a replay)
+    # and a key stored earlier gets a new status; the latest expiry wins throughout.
+    scope = dedup_scope("contoso", MT)
+    store.remember(scope, [(b"k0005", "pending", 1000), (b"k0650", "delivered", 9000)])
+    facts = [(f"k{i:04d}".encode(), "delivered", 5000) for i in range(700)]
+    facts += [(b"k0007", "pending", 5000), (b"k0400", "pending", 6000)]  # status changes
+    facts += [(b"k0300", "delivered", 7000), (b"k0699", "delivered", 5000)]  # replays
+    store.commit_page(scope, facts, None)
+    keys = [f"k{i:04d}".encode() for i in range(700)]
+    found = store.seen_statuses(keys)
+    assert set(found) == set(keys)
+    several = {key: sorted(found[key].split("|")) for key in keys if "|" in found[key]}
+    assert several == {
+        b"k0005": ["delivered", "pending"],
+        b"k0007": ["delivered", "pending"],
+        b"k0400": ["delivered", "pending"],
+    }
+    # Expiries: 5,000 for most, the latest of each key's facts for the others.
+    assert store.expire_seen(5000) == 0
+    assert store.expire_seen(5001) == 700 - 3
+    assert set(store.seen_statuses(keys)) == {b"k0300", b"k0400", b"k0650"}
+    assert store.expire_seen(6001) == 1
+    assert set(store.seen_statuses(keys)) == {b"k0300", b"k0650"}
+
+
 def test_seen_statuses_answers_for_pages_of_any_size(store: StateStore) -> None:
     keys = [i.to_bytes(4, "big") for i in range(2500)]
     store.remember(dedup_scope("contoso", MT), [(k, "delivered", FAR) for k in keys[::2]])

@@ -345,3 +345,22 @@ def test_an_in_memory_store_looks_up_what_it_remembered() -> None:
     store.commit_page(dedup_scope("t", "s"), [(b"2026112205key", "delivered", 2**40)], None)
     assert store.seen_statuses([b"2026112205key"]) == {b"2026112205key": "delivered"}
     store.close()
+
+
+def test_lookups_of_every_size_share_a_few_statements(store: SqliteStateStore) -> None:
+    # Each distinct SQL text is a prepared statement in the connection's cache (128 of
+    # them): lookups of every page size would keep ~14 MiB of statements in a daemon.
+    keys = [b"2026112205" + i.to_bytes(16, "big") for i in range(1000)]
+    store.commit_page(dedup_scope("t", "s"), [(k, "delivered", 2**40) for k in keys[::3]], None)
+    sizes: set[int] = set()
+
+    def trace(sql: str) -> None:
+        if " IN (" in sql:
+            sizes.add(sql.split(" IN (", 1)[1].count(",") + 1)
+
+    store._reader.set_trace_callback(trace)
+    for count in range(1, 1001, 7):
+        found = store.seen_statuses(keys[:count])
+        assert set(found) == set(keys[:count:3])
+    assert max(sizes) <= 900
+    assert len(sizes) <= 11, sorted(sizes)

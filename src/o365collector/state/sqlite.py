@@ -7,6 +7,7 @@ The first implementation of :class:`~o365collector.state.store.StateStore`; buil
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import threading
 import time
@@ -30,6 +31,15 @@ _REMEMBER = (
     "WHEN instr('|' || statuses || '|', '|' || excluded.statuses || '|') > 0 "
     "THEN statuses ELSE statuses || '|' || excluded.statuses END, "
     "expires_at = max(expires_at, excluded.expires_at)"
+)
+_REMEMBER_ROWS = (_SQL_CHUNK - 1) // 3
+"""Facts per multi-row insert: the scope's number is bound once (``?1``), then three values
+a fact. One statement of 299 facts costs ~half the CPU of 299 rows through
+``executemany`` (measured 2.0-2.7 against 3.5-5.6 us a fact on 5,000-fact pages)."""
+_REMEMBER_MANY = _REMEMBER.replace(
+    "VALUES (?, ?, ?, ?)",
+    "VALUES "
+    + ",".join(f"(?{2 + 3 * i}, ?1, ?{3 + 3 * i}, ?{4 + 3 * i})" for i in range(_REMEMBER_ROWS)),
 )
 _CACHE_KIB = 512
 """The connection's page cache (SQLite's default: 2,000 KiB). The dedup store is read and
@@ -306,12 +316,9 @@ class SqliteStateStore:
         with self._lookups:
             for start in range(0, len(row_keys), _SQL_CHUNK):
                 chunk = row_keys[start : start + _SQL_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = self._reader.execute(
-                    f"SELECT row_key, statuses FROM seen WHERE row_key IN ({marks})",  # noqa: S608
-                    chunk,
-                )
-                found.update(rows)
+                size = _in_list_size(len(chunk))
+                chunk += chunk[-1:] * (size - len(chunk))  # a key twice is found once
+                found.update(self._reader.execute(_lookup(size), chunk))
         return found
 
     def remember(self, scope: str, facts: list[tuple[bytes, str, int]]) -> None:
@@ -328,9 +335,7 @@ class SqliteStateStore:
             self._db.execute("BEGIN")
             if facts:
                 number = self._scope_id(scope)
-                rows = [(key, number, status, expires) for key, status, expires in facts]
-                rows.sort()  # in key order the B-tree takes them in one pass: ~20 % cheaper
-                self._db.executemany(_REMEMBER, rows)
+                self._remember(number, facts)
                 self._db.executemany(_REMEMBER_HOUR, _hours(number, facts))
             if step is not None:
                 key = (step.tenant, step.stream, step.lane)
@@ -349,6 +354,22 @@ class SqliteStateStore:
             if facts and step is not None:
                 what = "dedup fingerprints and checkpoint"
             raise StateError(f"cannot write {what} to {self.path}: {exc}") from exc
+
+    def _remember(self, number: int, facts: list[tuple[bytes, str, int]]) -> None:
+        """Insert or merge ``facts`` of scope ``number``: full statements of
+        :data:`_REMEMBER_ROWS` facts, the rest one by one (a statement of each size would
+        fill the connection's statement cache)."""
+        ordered = sorted(facts)  # in key order the B-tree takes them in one pass: ~20 % cheaper
+        whole = len(ordered) - len(ordered) % _REMEMBER_ROWS
+        for start in range(0, whole, _REMEMBER_ROWS):
+            values: list[object] = [number]
+            for fact in ordered[start : start + _REMEMBER_ROWS]:
+                values += fact
+            self._db.execute(_REMEMBER_MANY, values)
+        rest = ordered[whole:]
+        if rest:
+            rows = [(key, number, status, expires) for key, status, expires in rest]
+            self._db.executemany(_REMEMBER, rows)
 
     def _known_scope(self, scope: str) -> int | None:
         """The number of ``scope`` in ``scopes``; ``None`` if no fact was ever in it."""
@@ -553,6 +574,24 @@ class SqliteStateStore:
                 _iso(now),
             ),
         )
+
+
+def _in_list_size(count: int) -> int:
+    """The length of the ``IN`` list that looks up ``count`` keys: the next power of two,
+    at most :data:`_SQL_CHUNK`.
+
+    Each length is a statement of its own in the connection's cache (up to 128 kept, ~0.2
+    KiB a key): lookups of pages of every size kept ~14 MiB of them (measured, 200 random
+    sizes). Now eleven lengths; a short list repeats its last key (found once), at most
+    doubling its length.
+    """
+    return min(_SQL_CHUNK, 1 << (count - 1).bit_length())
+
+
+@functools.cache
+def _lookup(size: int) -> str:
+    marks = ",".join("?" * size)
+    return f"SELECT row_key, statuses FROM seen WHERE row_key IN ({marks})"  # noqa: S608
 
 
 def _hours(scope: int, facts: list[tuple[bytes, str, int]]) -> list[tuple[int, bytes, int]]:
