@@ -22,7 +22,7 @@ COMPONENTS: list[tuple[str, re.Pattern[str]]] = [
     ("start-up: imports and config", re.compile(r"_find_and_load|load_settings|<module>")),
     (
         "page commits: dedup facts + checkpoint (SQLite)",
-        re.compile(r"SqliteStateStore\.(remember|commit_page)"),
+        re.compile(r"SqliteStateStore\._?(remember|commit_page)"),
     ),
     ("dedup store lookups (SQLite seen_statuses)", re.compile(r"seen_statuses")),
     ("checkpoint writes (SQLite)", re.compile(r"SqliteStateStore\.")),
