@@ -73,6 +73,11 @@ class BacklogRun:
     empty_metered: int | None = None  # … and during the empty run
 
     @property
+    def every_row_once(self) -> bool:
+        """Every row delivered, none twice (as many distinct event ids as lines as rows)."""
+        return self.lines == self.distinct == self.rows
+
+    @property
     def net_cpu_secs(self) -> float:
         """Collector CPU minus the empty run's (start-up and shutdown)."""
         return max(0.0, self.run.cpu_secs - self.empty.cpu_secs)
@@ -246,7 +251,7 @@ def run(ctx: Context) -> Report:
     del pages
     shutil.rmtree(raw_dir, ignore_errors=True)
     for label, result in (("fixed_delay", fixed), ("fresh, defaults", fresh)):
-        complete = result.lines == result.distinct == result.rows
+        complete = result.every_row_once
         report.add(
             f"events delivered / rows ({label})",
             f"{result.lines:,} / {result.rows:,} ({result.distinct:,} distinct ids)",
@@ -286,7 +291,7 @@ def run(ctx: Context) -> Report:
         command=cmd,
     )
     for label, result in patched.items():
-        ok = result.lines == result.distinct == result.rows
+        ok = result.every_row_once
         report.add(
             f"with bench/patches applied: CPU per event, net ({label})",
             f"{result.us_per_event:.1f} µs, {result.events_per_sec:,.0f} events/s wall, "

@@ -18,6 +18,7 @@ from o365collector.errors import (
 )
 from o365collector.http.budget import RequestBudget
 from o365collector.http.classify import classify_graph
+from o365collector.page_gate import PageGate
 from support.mock_api import SCOPE, token_response
 
 URL = "https://graph.microsoft.com/v1.0/admin/exchange/tracing/messageTraces?$top=10"
@@ -217,8 +218,6 @@ async def test_401_missing_service_principal_is_setup_error_without_renewal(api_
 
 
 async def test_a_page_request_keeps_its_place_in_the_page_gate(api_factory) -> None:
-    from o365collector.page_gate import PageGate
-
     api = api_factory(Graph(httpx.Response(200, json=OK_BODY)))
     api.gate = PageGate(1)
     body, permit = await api.get_page(URL, scope=SCOPE, classify=classify_graph, api="graph")
@@ -231,8 +230,6 @@ async def test_a_page_request_keeps_its_place_in_the_page_gate(api_factory) -> N
 
 
 async def test_a_failed_page_request_gives_its_place_back(api_factory, clock) -> None:
-    from o365collector.page_gate import PageGate
-
     graph = Graph(httpx.Response(503), httpx.Response(403, json={"error": {"code": "x"}}))
     api = api_factory(graph)
     api.gate = PageGate(1)
@@ -243,8 +240,6 @@ async def test_a_failed_page_request_gives_its_place_back(api_factory, clock) ->
 
 
 async def test_a_retried_page_request_holds_one_place(api_factory, clock) -> None:
-    from o365collector.page_gate import PageGate
-
     graph = Graph(httpx.Response(503), httpx.Response(200, json=OK_BODY))
     api = api_factory(graph)
     api.gate = PageGate(1)
@@ -295,8 +290,6 @@ async def _until(condition) -> None:
 async def test_page_requests_in_flight_are_not_bounded_by_the_pages_in_memory(
     api_factory,
 ) -> None:
-    from o365collector.page_gate import PageGate
-
     graph = _Held()
     api = api_factory(graph)
     api.gate, api.flights = PageGate(1), PageGate(3)
@@ -321,8 +314,6 @@ async def test_page_requests_in_flight_are_not_bounded_by_the_pages_in_memory(
 
 
 async def test_page_requests_in_flight_are_bounded_by_flights(api_factory) -> None:
-    from o365collector.page_gate import PageGate
-
     graph = _Held()
     api = api_factory(graph)
     api.gate, api.flights = PageGate(10), PageGate(2)
@@ -342,8 +333,6 @@ async def test_page_requests_in_flight_are_bounded_by_flights(api_factory) -> No
 async def test_no_page_request_is_sent_while_the_pages_in_memory_fill_the_gate(
     api_factory,
 ) -> None:
-    from o365collector.page_gate import PageGate
-
     graph = Graph(httpx.Response(200, json=OK_BODY))
     api = api_factory(graph)
     api.gate, api.flights = PageGate(1), PageGate(4)
@@ -375,8 +364,6 @@ class _Parts(httpx.AsyncByteStream):
 async def test_a_page_cut_off_midway_is_retried_and_holds_nothing_meanwhile(
     api_factory, clock
 ) -> None:
-    from o365collector.page_gate import PageGate
-
     broken = _Parts(b'{"value": [{"id": "a"}, {"id": "b"}]}')
     graph = Graph(httpx.Response(200, stream=broken), httpx.Response(200, json=OK_BODY))
     api = api_factory(graph)

@@ -637,7 +637,8 @@ def _number_scopes(db: sqlite3.Connection) -> None:
 
 
 def _tune(db: sqlite3.Connection) -> None:
-    """What every read-write store connection sets: its wait for locks, its cache size."""
+    """What every store connection sets (the writer's and the lookups'): its wait for
+    locks, its cache size."""
     db.execute("PRAGMA busy_timeout=5000")
     db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
 
