@@ -15,7 +15,12 @@ that backlog (``throughput.start_emulator`` with a 2-day history; 10,000 rows wi
    trips per page = (transactions of the run - those of the empty run) / Graph requests;
 4. ``fixed_delay`` (the seeds' mode), as a reference;
 5. defaults with smaller Graph pages (``page_size`` 2,000, 1,000, 500; once each): what
-   a page's size costs in peak RSS, against the requests it saves.
+   a page's size costs in peak RSS, against the requests it saves;
+6. defaults with fewer pages in memory (``max_pages_in_memory`` 2 and 1; once each): what
+   overlapping pages cost in peak RSS, against the wall time they save.
+
+What the imports alone cost (``import_floor``: the interpreter, the libraries, pydantic,
+the settings models, the rest) is measured in fresh interpreters beside the empty run.
 
 1-3 run three times, interleaved (once with ``--smoke``), and the median is reported: the
 machine is small and shared. Every run must deliver every row exactly once. The raw limit
@@ -34,7 +39,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench import hotpath, profiling, rawlimit, replicas
+from bench import hotpath, import_floor, profiling, rawlimit, replicas
 from bench.common import EmulatorProcess, tenant_id
 from bench.rawlimit import RawResult
 from bench.results import Context, Report, bench_command
@@ -61,6 +66,8 @@ JSONL, ECS, PG, FIXED_LABEL = (
 TARGET_US = {JSONL: 10.0, ECS: 15.0}
 TARGET_RSS_MIB = {JSONL: 60.0}
 SMALLER_PAGES = (2000, 1000, 500)
+FEWER_PAGES_IN_MEMORY = (2, 1)
+PAGES_IN_MEMORY = 3  # the default of max_pages_in_memory
 TARGET_ROUND_TRIPS = 2.0
 TARGET_PG_RATIO = 1.3
 PEERS = "best 15.3 µs/event (1 h windows), 223 µs with their defaults; 61-66 MB peak RSS"
@@ -172,6 +179,54 @@ def _page_size_runs(ctx: Context, emulator: EmulatorProcess, rows: int) -> dict[
         )
         for size in SMALLER_PAGES
     }
+
+
+def _gate_runs(ctx: Context, emulator: EmulatorProcess, rows: int) -> dict[int, BacklogRun]:
+    """Configuration 6: defaults with each of :data:`FEWER_PAGES_IN_MEMORY`."""
+    return {
+        gate: collect_backlog(
+            ctx,
+            emulator,
+            f"gate{gate}",
+            {**FRESH_DEFAULTS, "max_pages_in_memory": gate},
+            rows=rows,
+        )
+        for gate in FEWER_PAGES_IN_MEMORY
+    }
+
+
+def _add_gates(
+    report: Report, cmd: str, default: list[BacklogRun], fewer: dict[int, BacklogRun]
+) -> None:
+    """Peak RSS and wall by pages in memory: the price of memory in time."""
+    cells = [
+        f"{PAGES_IN_MEMORY} (default): {_median(default, _rss):.0f} MiB, "
+        f"{_median(default, _wall):.1f} s, {_median(default, _us):.1f} µs"
+    ]
+    for gate, run in fewer.items():
+        cells.append(
+            f"{gate}: {_rss(run):.0f} MiB, {_wall(run):.1f} s, {_us(run):.1f} µs"
+            + ("" if run.every_row_once else " (NOT every row once)")
+        )
+    report.add(
+        "peak RSS by max_pages_in_memory (defaults → JSON lines; pages: RSS, wall, CPU per event)",
+        "; ".join(cells),
+        target="all, none twice",
+        ok=all(r.every_row_once for r in fewer.values()),
+        command=cmd,
+    )
+
+
+def _add_imports(
+    report: Report, cmd: str, default: list[BacklogRun], layers: list[tuple[str, float, float]]
+) -> None:
+    """What the imports alone cost, layer by layer, beside the empty run's peak."""
+    empty = _median(default, lambda r: r.empty.max_rss_mib)
+    report.add(
+        "RSS of a run's imports alone, by layer (fresh interpreters, medians)",
+        f"{import_floor.describe(layers)} (the empty run peaks at {empty:.0f} MiB)",
+        command=cmd,
+    )
 
 
 def _add_page_sizes(
@@ -373,7 +428,8 @@ def _notes(runs: dict[str, list[BacklogRun]], meter: PgMeter) -> list[str]:
 
 
 def run(ctx: Context) -> Report:
-    """Configurations 1-4 over the issue's backlog, the raw limit, the profile, the peers."""
+    """Configurations 1-6 over the issue's backlog, the imports, the raw limit, the profile,
+    the peers."""
     rows = SMOKE_ROWS if ctx.smoke else ROWS
     repeats = 1 if ctx.smoke else REPEATS
     report = Report(NAME)
@@ -390,6 +446,7 @@ def run(ctx: Context) -> Report:
             runs = _backlog_runs(ctx, emulator, rows, repeats, meter, dsn)
             pg_notes = _notes(runs, meter)
         smaller = _page_size_runs(ctx, emulator, rows)
+        fewer = _gate_runs(ctx, emulator, rows)
         raw = _raw(ctx, emulator)
         report.notes += _profile(ctx, emulator, rows)
     finally:
@@ -397,6 +454,8 @@ def run(ctx: Context) -> Report:
     for label, group in runs.items():
         _add_config(report, cmd, label, group)
     _add_page_sizes(report, cmd, runs[JSONL], smaller)
+    _add_gates(report, cmd, runs[JSONL], fewer)
+    _add_imports(report, cmd, runs[JSONL], import_floor.measure(ctx.src))
     _add_postgres(report, cmd, runs)
     _add_raw(report, cmd, runs, raw)
     _add_peers(report, cmd, runs)

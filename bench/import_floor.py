@@ -1,0 +1,96 @@
+"""Issue 19: what the collector's imports cost in RSS, layer by layer.
+
+An empty ``run --once`` (a tenant without rows) peaks at ~52 MiB; this shows how much of
+that is imports alone. A fresh interpreter (the collector's, with ``common.collector_env``)
+imports each layer in turn and reads its ``VmRSS`` after each:
+
+1. the interpreter as started;
+2. the standard library and libraries other than pydantic that a run loads (asyncio,
+   ssl, sqlite3, httpx, structlog, click, yaml, msgspec, orjson, prometheus_client);
+3. pydantic, with one model built (its schema machinery loads on the first model);
+4. the collector's settings models (``o365collector.config``);
+5. the rest of what a JSON-lines run with the SQLite state imports (the CLI, the app, the
+   Graph message trace source, the SQLite store, the JSON-lines sink).
+
+Each layer's cost is its growth over the one before; ``REPEATS`` processes, medians.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+from pathlib import Path
+
+import orjson
+
+from bench.common import PYTHON, collector_env
+
+REPEATS = 3
+LAYERS: tuple[tuple[str, str], ...] = (
+    ("interpreter", ""),
+    (
+        "standard library and libraries but pydantic",
+        "import asyncio, ssl, sqlite3, httpx, structlog, click, yaml, msgspec, orjson, "
+        "prometheus_client",
+    ),
+    (
+        "pydantic (one model built)",
+        "import pydantic\nclass _M(pydantic.BaseModel):\n    a: int = 1\n_M(a=2)",
+    ),
+    ("the collector's settings models", "import o365collector.config"),
+    (
+        "the rest of a run's imports",
+        "import o365collector.cli, o365collector.app, o365collector.sinks.jsonl.sink, "
+        "o365collector.sources.graph.message_trace, o365collector.state.sqlite",
+    ),
+)
+_PROBE = """
+import json
+def _rss():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+_out = []
+"""
+
+
+def _script() -> str:
+    steps = [_PROBE]
+    for _, code in LAYERS:
+        steps += [code, "_out.append(_rss())"]
+    steps.append("print(json.dumps(_out))")
+    return "\n".join(steps)
+
+
+def measure(src: Path | None = None) -> list[tuple[str, float, float]]:
+    """Each layer: its name, its growth in MiB, and the RSS after it (medians).
+
+    Raises:
+        RuntimeError: the probe failed (an import error, say).
+    """
+    script = _script()
+    runs: list[list[float]] = []
+    for _ in range(REPEATS):
+        done = subprocess.run(
+            [PYTHON, "-c", script],
+            env=collector_env(src),
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"import probe failed: {done.stderr.decode()[-800:]}")
+        runs.append([float(v) for v in orjson.loads(done.stdout)])
+    after = [statistics.median(run[i] for run in runs) for i in range(len(LAYERS))]
+    growth = [after[0]] + [after[i] - after[i - 1] for i in range(1, len(after))]
+    names = [name for name, _ in LAYERS]
+    return list(zip(names, growth, after, strict=True))
+
+
+def describe(layers: list[tuple[str, float, float]]) -> str:
+    """``interpreter 8.6 MiB; + … 31.2; … = 51.0 MiB`` for the results table."""
+    head, *rest = layers
+    parts = [f"{head[0]} {head[1]:.1f} MiB"] + [f"+ {name} {grew:.1f}" for name, grew, _ in rest]
+    return f"{'; '.join(parts)} = {layers[-1][2]:.1f} MiB"
