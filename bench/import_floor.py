@@ -1,16 +1,19 @@
 """Issue 19: what the collector's imports cost in RSS, layer by layer.
 
 An empty ``run --once`` (a tenant without rows) peaks at ~52 MiB; this shows how much of
-that is imports alone. A fresh interpreter (the collector's, with ``common.collector_env``)
-imports each layer in turn and reads its ``VmRSS`` after each:
+that is imports alone, and how much of it the settings layer (pydantic) costs. A first
+interpreter imports what a JSON-lines run with the SQLite state imports (the CLI, the app,
+the Graph message trace source, the SQLite store, the JSON-lines sink) and lists the
+modules that loaded. A fresh one (the collector's, with ``common.collector_env``) then
+imports them layer by layer and reads its ``VmRSS`` after each:
 
 1. the interpreter as started;
-2. the standard library and libraries other than pydantic that a run loads (asyncio,
-   ssl, sqlite3, httpx, structlog, click, yaml, msgspec, orjson, prometheus_client);
+2. every module of that list but pydantic's own (pydantic, pydantic_core, annotated_types,
+   typing_inspection) and the collector's: the standard library and the other libraries,
+   including what pydantic shares with them;
 3. pydantic, with one model built (its schema machinery loads on the first model);
 4. the collector's settings models (``o365collector.config``);
-5. the rest of what a JSON-lines run with the SQLite state imports (the CLI, the app, the
-   Graph message trace source, the SQLite store, the JSON-lines sink).
+5. the rest of the collector.
 
 Each layer's cost is its growth over the one before; ``REPEATS`` processes, medians.
 """
@@ -26,23 +29,28 @@ import orjson
 from bench.common import PYTHON, collector_env
 
 REPEATS = 3
+RUN_IMPORTS = (
+    "import o365collector.cli, o365collector.app, o365collector.sinks.jsonl.sink, "
+    "o365collector.sources.graph.message_trace, o365collector.state.sqlite"
+)
+PYDANTIC_OWN = ("pydantic", "pydantic_core", "annotated_types", "typing_inspection")
 LAYERS: tuple[tuple[str, str], ...] = (
     ("interpreter", ""),
     (
-        "standard library and libraries but pydantic",
-        "import asyncio, ssl, sqlite3, httpx, structlog, click, yaml, msgspec, orjson, "
-        "prometheus_client",
+        "standard library and other libraries",
+        "import importlib\n"
+        "for _name in _others:\n"
+        "    try:\n"
+        "        importlib.import_module(_name)\n"
+        "    except ImportError:\n"
+        "        pass",
     ),
     (
         "pydantic (one model built)",
         "import pydantic\nclass _M(pydantic.BaseModel):\n    a: int = 1\n_M(a=2)",
     ),
     ("the collector's settings models", "import o365collector.config"),
-    (
-        "the rest of a run's imports",
-        "import o365collector.cli, o365collector.app, o365collector.sinks.jsonl.sink, "
-        "o365collector.sources.graph.message_trace, o365collector.state.sqlite",
-    ),
+    ("the rest of the collector", RUN_IMPORTS),
 )
 _PROBE = """
 import json
@@ -56,12 +64,34 @@ _out = []
 """
 
 
-def _script() -> str:
-    steps = [_PROBE]
+def _script(others: list[str]) -> str:
+    steps = [_PROBE, f"_others = {others!r}"]
     for _, code in LAYERS:
         steps += [code, "_out.append(_rss())"]
     steps.append("print(json.dumps(_out))")
     return "\n".join(steps)
+
+
+def _python(script: str, src: Path | None) -> bytes:
+    done = subprocess.run(
+        [PYTHON, "-c", script],
+        env=collector_env(src),
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"import probe failed: {done.stderr.decode()[-800:]}")
+    return done.stdout
+
+
+def run_modules(src: Path | None = None) -> list[str]:
+    """The modules a run loads, in load order, but pydantic's own and the collector's."""
+    loaded = orjson.loads(
+        _python(f"import json, sys\n{RUN_IMPORTS}\nprint(json.dumps(list(sys.modules)))", src)
+    )
+    own = (*PYDANTIC_OWN, "o365collector")
+    return [m for m in loaded if m.split(".")[0] not in own and m != "__main__"]
 
 
 def measure(src: Path | None = None) -> list[tuple[str, float, float]]:
@@ -70,19 +100,8 @@ def measure(src: Path | None = None) -> list[tuple[str, float, float]]:
     Raises:
         RuntimeError: the probe failed (an import error, say).
     """
-    script = _script()
-    runs: list[list[float]] = []
-    for _ in range(REPEATS):
-        done = subprocess.run(
-            [PYTHON, "-c", script],
-            env=collector_env(src),
-            capture_output=True,
-            check=False,
-            timeout=120,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"import probe failed: {done.stderr.decode()[-800:]}")
-        runs.append([float(v) for v in orjson.loads(done.stdout)])
+    script = _script(run_modules(src))
+    runs = [[float(v) for v in orjson.loads(_python(script, src))] for _ in range(REPEATS)]
     after = [statistics.median(run[i] for run in runs) for i in range(len(LAYERS))]
     growth = [after[0]] + [after[i] - after[i - 1] for i in range(1, len(after))]
     names = [name for name, _ in LAYERS]
