@@ -199,20 +199,35 @@ def _add_gates(
     report: Report, cmd: str, default: list[BacklogRun], fewer: dict[int, BacklogRun]
 ) -> None:
     """Peak RSS and wall by pages in memory: the price of memory in time."""
-    cells = [
-        f"{PAGES_IN_MEMORY} (default): {_median(default, _rss):.0f} MiB, "
-        f"{_median(default, _wall):.1f} s, {_median(default, _us):.1f} µs"
-    ]
-    for gate, run in fewer.items():
-        cells.append(
-            f"{gate}: {_rss(run):.0f} MiB, {_wall(run):.1f} s, {_us(run):.1f} µs"
-            + ("" if run.every_row_once else " (NOT every row once)")
-        )
-    report.add(
+    _add_variants(
+        report,
+        cmd,
         "peak RSS by max_pages_in_memory (defaults → JSON lines; pages: RSS, wall, CPU per event)",
+        f"{PAGES_IN_MEMORY} (default): {_median(default, _rss):.0f} MiB, "
+        f"{_median(default, _wall):.1f} s, {_median(default, _us):.1f} µs",
+        fewer,
+        lambda run: f"{_rss(run):.0f} MiB, {_wall(run):.1f} s, {_us(run):.1f} µs",
+    )
+
+
+def _add_variants(
+    report: Report,
+    cmd: str,
+    metric: str,
+    default: str,
+    variants: dict[int, BacklogRun],
+    cell: Callable[[BacklogRun], str],
+) -> None:
+    """One row: the default's cell, then each variant's (which must deliver every row once)."""
+    cells = [default] + [
+        f"{key:,}: {cell(run)}" + ("" if run.every_row_once else " (NOT every row once)")
+        for key, run in variants.items()
+    ]
+    report.add(
+        metric,
         "; ".join(cells),
         target="all, none twice",
-        ok=all(r.every_row_once for r in fewer.values()),
+        ok=all(r.every_row_once for r in variants.values()),
         command=cmd,
     )
 
@@ -233,23 +248,16 @@ def _add_page_sizes(
     report: Report, cmd: str, default: list[BacklogRun], smaller: dict[int, BacklogRun]
 ) -> None:
     """Peak RSS, requests and CPU by page size: the price of memory in requests."""
-    cells = [
-        f"{PAGE_ROWS:,} (default): {_median(default, _rss):.0f} MiB, "
-        f"{_median(default, lambda r: float(r.requests)):g} requests, "
-        f"{_median(default, _us):.1f} µs"
-    ]
-    for size, run in smaller.items():
-        cells.append(
-            f"{size:,}: {_rss(run):.0f} MiB, {run.requests} requests, {_us(run):.1f} µs"
-            + ("" if run.every_row_once else " (NOT every row once)")
-        )
-    report.add(
+    _add_variants(
+        report,
+        cmd,
         "peak RSS by Graph page size (defaults → JSON lines; rows per page: RSS, requests, "
         "CPU per event)",
-        "; ".join(cells),
-        target="all, none twice",
-        ok=all(r.every_row_once for r in smaller.values()),
-        command=cmd,
+        f"{PAGE_ROWS:,} (default): {_median(default, _rss):.0f} MiB, "
+        f"{_median(default, lambda r: float(r.requests)):g} requests, "
+        f"{_median(default, _us):.1f} µs",
+        smaller,
+        lambda run: f"{_rss(run):.0f} MiB, {run.requests} requests, {_us(run):.1f} µs",
     )
 
 
