@@ -4,6 +4,9 @@ The emulator streams live rows with a compressed delay distribution (a tail many
 settle delay) and status changes; the collector runs as a daemon with the horizon and
 re-sweeps scaled down to match. Against the emulator's ground truth: every fact (row,
 status) visible early enough is delivered, none twice, and the latencies are printed.
+
+Both scenarios are paced by the clock (75 s each), not by CPU: the late-rows one starts with
+the module (``late_rows``) and runs beside the fault matrix, then is checked after it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ import statistics
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from subprocess import Popen
 
 import httpx
 import orjson
@@ -30,7 +37,7 @@ from harness import (
 )
 from werkzeug import Request, Response
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("late_rows")]
 
 RUN_SECS = 75
 TAIL_SECS = 13  # after the fault matrix's last step (the sink is back at 62 s of 75)
@@ -137,25 +144,6 @@ def _check(tmp_path, emulator, started, stopped):
     return p50, p99
 
 
-def test_late_rows_and_status_changes_arrive_complete(tmp_path):
-    emulator = _emulator(tmp_path)
-    try:
-        config = collector_config(tmp_path, emulator.url, **COLLECTION)
-        started = now()
-        proc = start_collector(config)
-        time.sleep(RUN_SECS)
-        stopped = now()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
-        _check(tmp_path, emulator, started, stopped)
-        stats = emulator.stats()
-        # The collector's default budget share would be 80 per 5 minutes; here it is raised
-        # for speed, so only check it stayed polite: no 429s at all.
-        assert stats["throttled"] == 0
-    finally:
-        emulator.stop()
-
-
 def _wait_until(failure: str, condition, seconds: float = 120) -> None:
     """Poll ``condition``; the deadline only stops a hung run (it is no speed target)."""
     deadline = time.monotonic() + seconds
@@ -243,3 +231,42 @@ def test_fault_matrix_ends_with_nothing_missing(tmp_path, httpserver):
         assert set(ingest.ids) == in_file
     finally:
         emulator.stop()
+
+
+@dataclass
+class LateRows:
+    """The late-rows scenario: an emulator streaming late rows and a collector daemon."""
+
+    folder: Path
+    emulator: EmulatorProcess
+    started: datetime = field(default_factory=now)
+    begin: float = field(default_factory=time.monotonic)
+    proc: Popen[bytes] | None = None
+
+
+@pytest.fixture(scope="module")
+def late_rows(tmp_path_factory) -> Iterator[LateRows]:
+    """Started before the module's first test, so that it runs beside the fault matrix."""
+    folder = tmp_path_factory.mktemp("late-rows")
+    run = LateRows(folder, _emulator(folder))
+    try:
+        run.proc = start_collector(collector_config(folder, run.emulator.url, **COLLECTION))
+        yield run
+    finally:
+        if run.proc is not None and run.proc.poll() is None:
+            kill(run.proc)
+        run.emulator.stop()
+
+
+def test_late_rows_and_status_changes_arrive_complete(late_rows):
+    # Last in the module: the collector has run beside the fault matrix since the module began.
+    time.sleep(max(0.0, RUN_SECS - (time.monotonic() - late_rows.begin)))
+    stopped = now()
+    assert late_rows.proc is not None
+    late_rows.proc.send_signal(signal.SIGTERM)
+    assert late_rows.proc.wait(60) == 0
+    _check(late_rows.folder, late_rows.emulator, late_rows.started, stopped)
+    stats = late_rows.emulator.stats()
+    # The collector's default budget share would be 80 per 5 minutes; here it is raised
+    # for speed, so only check it stayed polite: no 429s at all.
+    assert stats["throttled"] == 0
