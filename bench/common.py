@@ -336,6 +336,11 @@ def collector_env(src: Path | None = None) -> dict[str, str]:
     return env
 
 
+def writing_bytecode(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without ``PYTHONDONTWRITEBYTECODE``: the run may write the bytecode cache."""
+    return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_collector(
     config: Path,
     *args: str,

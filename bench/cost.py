@@ -171,27 +171,15 @@ def _backlog_runs(
     return runs
 
 
-def _page_size_runs(ctx: Context, emulator: EmulatorProcess, rows: int) -> dict[int, BacklogRun]:
-    """Configuration 5: defaults with each of :data:`SMALLER_PAGES` rows per Graph page."""
+def _variant_runs(
+    ctx: Context, emulator: EmulatorProcess, rows: int, key: str, values: tuple[int, ...]
+) -> dict[int, BacklogRun]:
+    """Configurations 5 and 6: the defaults with each of ``values`` as ``key``, once each."""
     return {
-        size: collect_backlog(
-            ctx, emulator, f"pages{size}", {**FRESH_DEFAULTS, "page_size": size}, rows=rows
+        value: collect_backlog(
+            ctx, emulator, f"{key}-{value}", {**FRESH_DEFAULTS, key: value}, rows=rows
         )
-        for size in SMALLER_PAGES
-    }
-
-
-def _gate_runs(ctx: Context, emulator: EmulatorProcess, rows: int) -> dict[int, BacklogRun]:
-    """Configuration 6: defaults with each of :data:`FEWER_PAGES_IN_MEMORY`."""
-    return {
-        gate: collect_backlog(
-            ctx,
-            emulator,
-            f"gate{gate}",
-            {**FRESH_DEFAULTS, "max_pages_in_memory": gate},
-            rows=rows,
-        )
-        for gate in FEWER_PAGES_IN_MEMORY
+        for value in values
     }
 
 
@@ -453,8 +441,8 @@ def run(ctx: Context) -> Report:
             meter = PgMeter(log)
             runs = _backlog_runs(ctx, emulator, rows, repeats, meter, dsn)
             pg_notes = _notes(runs, meter)
-        smaller = _page_size_runs(ctx, emulator, rows)
-        fewer = _gate_runs(ctx, emulator, rows)
+        smaller = _variant_runs(ctx, emulator, rows, "page_size", SMALLER_PAGES)
+        fewer = _variant_runs(ctx, emulator, rows, "max_pages_in_memory", FEWER_PAGES_IN_MEMORY)
         raw = _raw(ctx, emulator)
         report.notes += _profile(ctx, emulator, rows)
     finally:
@@ -463,7 +451,7 @@ def run(ctx: Context) -> Report:
         _add_config(report, cmd, label, group)
     _add_page_sizes(report, cmd, runs[JSONL], smaller)
     _add_gates(report, cmd, runs[JSONL], fewer)
-    _add_imports(report, cmd, runs[JSONL], import_floor.measure(ctx.src))
+    _add_imports(report, cmd, runs[JSONL], import_floor.measure(ctx.src, ctx.folder("pycache")))
     _add_postgres(report, cmd, runs)
     _add_raw(report, cmd, runs, raw)
     _add_peers(report, cmd, runs)

@@ -4,8 +4,11 @@ An empty ``run --once`` (a tenant without rows) peaks at ~52 MiB; this shows how
 that is imports alone, and how much of it the settings layer (pydantic) costs. A first
 interpreter imports what a JSON-lines run with the SQLite state imports (the CLI, the app,
 the Graph message trace source, the SQLite store, the JSON-lines sink) and lists the
-modules that loaded. A fresh one (the collector's, with ``common.collector_env``) then
-imports them layer by layer and reads its ``VmRSS`` after each:
+modules that loaded, writing their bytecode cache into a scratch folder
+(``PYTHONPYCACHEPREFIX``, as ``startup`` does: an installed collector has one, and compiling
+the sources would charge the compiler's memory to the collector's layers). A fresh one (the
+collector's, with ``common.collector_env``) then imports them layer by layer and reads its
+``VmRSS`` after each:
 
 1. the interpreter as started;
 2. every module of that list but pydantic's own (pydantic, pydantic_core, annotated_types,
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import PYTHON, collector_env
+from bench.common import PYTHON, collector_env, writing_bytecode
 
 REPEATS = 3
 RUN_IMPORTS = (
@@ -72,10 +75,11 @@ def _script(others: list[str]) -> str:
     return "\n".join(steps)
 
 
-def _python(script: str, src: Path | None) -> bytes:
+def _python(script: str, src: Path | None, pycache: Path) -> bytes:
+    env = {**writing_bytecode(collector_env(src)), "PYTHONPYCACHEPREFIX": str(pycache)}
     done = subprocess.run(
         [PYTHON, "-c", script],
-        env=collector_env(src),
+        env=env,
         capture_output=True,
         check=False,
         timeout=120,
@@ -85,23 +89,24 @@ def _python(script: str, src: Path | None) -> bytes:
     return done.stdout
 
 
-def run_modules(src: Path | None = None) -> list[str]:
-    """The modules a run loads, in load order, but pydantic's own and the collector's."""
-    loaded = orjson.loads(
-        _python(f"import json, sys\n{RUN_IMPORTS}\nprint(json.dumps(list(sys.modules)))", src)
-    )
+def run_modules(src: Path | None, pycache: Path) -> list[str]:
+    """The modules a run loads, in load order, but pydantic's own and the collector's
+    (their bytecode cache written into ``pycache``)."""
+    listing = f"import json, sys\n{RUN_IMPORTS}\nprint(json.dumps(list(sys.modules)))"
+    loaded = orjson.loads(_python(listing, src, pycache))
     own = (*PYDANTIC_OWN, "o365collector")
     return [m for m in loaded if m.split(".")[0] not in own and m != "__main__"]
 
 
-def measure(src: Path | None = None) -> list[tuple[str, float, float]]:
-    """Each layer: its name, its growth in MiB, and the RSS after it (medians).
+def measure(src: Path | None, pycache: Path) -> list[tuple[str, float, float]]:
+    """Each layer: its name, its growth in MiB, and the RSS after it (medians); the bytecode
+    cache is kept in ``pycache``.
 
     Raises:
         RuntimeError: the probe failed (an import error, say).
     """
-    script = _script(run_modules(src))
-    runs = [[float(v) for v in orjson.loads(_python(script, src))] for _ in range(REPEATS)]
+    script = _script(run_modules(src, pycache))
+    runs = [[float(v) for v in orjson.loads(_python(script, src, pycache))] for _ in range(REPEATS)]
     after = [statistics.median(run[i] for run in runs) for i in range(len(LAYERS))]
     growth = [after[0]] + [after[i] - after[i - 1] for i in range(1, len(after))]
     names = [name for name, _ in LAYERS]

@@ -50,6 +50,7 @@ from bench.common import (
     reap,
     tenant_id,
     tenant_spec,
+    writing_bytecode,
 )
 from bench.results import Context, Report, bench_command
 
@@ -213,11 +214,6 @@ def devo_config(root: Path) -> Path:
     path = root / "config" / "config.yaml"
     path.write_text(DEVO_SEED_YAML + services, encoding="utf-8")
     return path
-
-
-def writing_bytecode(env: dict[str, str]) -> dict[str, str]:
-    """``env`` without ``PYTHONDONTWRITEBYTECODE``: the run may write the bytecode cache."""
-    return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def costliest_imports(script: list[str], config: Path, env: dict[str, str]) -> list[str]:
